@@ -1,0 +1,56 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Gateway.Auth;
+
+/// <summary>API keys are <c>ml-</c> followed by 64 lowercase hex characters; only their SHA-256 is stored.</summary>
+public static class ApiKey
+{
+    public const int Length = 67;
+    public const int PrefixLength = 11; // "ml-" + 8 hex: enough to tell keys apart in logs, useless to an attacker
+    public static ReadOnlySpan<byte> Prefix => "ml-"u8;
+
+    public static bool IsWellFormed(ReadOnlySpan<byte> key)
+    {
+        if (key.Length != Length || !key.StartsWith(Prefix)) return false;
+        foreach (var b in key[3..])
+            if (!char.IsAsciiHexDigitLower((char)b) && !char.IsAsciiDigit((char)b)) return false;
+        return true;
+    }
+
+    public static bool IsWellFormed(string key) =>
+        key.Length == Length && key.StartsWith("ml-", StringComparison.Ordinal) && IsWellFormed(Encoding.ASCII.GetBytes(key));
+
+    public static string Generate() => "ml-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
+
+    public static string HashHex(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+
+    public static KeyHash Hash(ReadOnlySpan<byte> key)
+    {
+        Span<byte> digest = stackalloc byte[32];
+        SHA256.HashData(key, digest);
+        return KeyHash.FromBytes(digest);
+    }
+
+    public static string DisplayPrefix(string key) => key.Length >= PrefixLength ? key[..PrefixLength] : key;
+}
+
+/// <summary>A SHA-256 digest as four machine words: a dictionary key that hashes and compares without allocating.</summary>
+public readonly record struct KeyHash(ulong A, ulong B, ulong C, ulong D)
+{
+    public static KeyHash FromBytes(ReadOnlySpan<byte> digest) => new(
+        BitConverter.ToUInt64(digest), BitConverter.ToUInt64(digest[8..]),
+        BitConverter.ToUInt64(digest[16..]), BitConverter.ToUInt64(digest[24..]));
+
+    public static bool TryParseHex(string hex, out KeyHash hash)
+    {
+        hash = default;
+        if (hex.Length != 64) return false;
+        Span<byte> bytes = stackalloc byte[32];
+        if (Convert.FromHexString(hex, bytes, out _, out var written) != System.Buffers.OperationStatus.Done || written != 32) return false;
+        hash = FromBytes(bytes);
+        return true;
+    }
+
+    public override int GetHashCode() => (int)A; // already uniformly distributed
+}

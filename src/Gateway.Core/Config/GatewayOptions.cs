@@ -1,0 +1,89 @@
+namespace Gateway.Config;
+
+/// <summary>The validated configuration: every value typed, every default applied. Built only by <see cref="ConfigLoader"/>.</summary>
+public sealed record GatewayOptions
+{
+    public ServerOptions Server { get; init; } = new();
+    public string? DatabaseUrl { get; init; }
+    public int DatabaseMaxOpenConns { get; init; } = 25;
+    public int DatabaseMaxIdleConns { get; init; } = 10;
+    public string? RedisUrl { get; init; }
+    public string? AdminKey { get; init; }
+    public long DefaultRpm { get; init; } = 60;
+    public long DefaultTpm { get; init; } = 100_000;
+    public HealthCheckOptions HealthCheck { get; init; } = new();
+    public TimeSpan CacheRefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
+    public string LogLevel { get; init; } = "info";
+    public string LogFormat { get; init; } = "json";
+    public string DataDir { get; init; } = ".data";
+    public ProxyOptions Proxy { get; init; } = new();
+    public IReadOnlyList<ModelConfig> Models { get; init; } = [];
+    public IReadOnlyList<KeyConfig> Keys { get; init; } = [];
+}
+
+public sealed record ServerOptions
+{
+    public string Host { get; init; } = "0.0.0.0";
+    public int Port { get; init; } = 8080;
+    public TimeSpan ReadTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(300);
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public long MaxBodyBytes { get; init; } = 8 * 1024 * 1024;
+}
+
+public sealed record HealthCheckOptions
+{
+    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(5);
+    public int HealthyThreshold { get; init; } = 3;
+    public int UnhealthyThreshold { get; init; } = 1;
+}
+
+public sealed record ProxyOptions
+{
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Time to the upstream's response headers; long by default because vLLM queues requests before answering.</summary>
+    public TimeSpan ResponseHeadersTimeout { get; init; } = TimeSpan.FromSeconds(300);
+    /// <summary>Below vLLM's 5 s keep-alive so we never reuse a socket the server is about to close.</summary>
+    public TimeSpan PooledConnectionIdleTimeout { get; init; } = TimeSpan.FromSeconds(4);
+    public long MaxResponseBytes { get; init; } = 64 * 1024 * 1024;
+    public int MaxAttempts { get; init; } = 2;
+}
+
+public sealed record ModelConfig
+{
+    public required string Name { get; init; }
+    public required string ModelId { get; init; }
+    public bool Active { get; init; } = true;
+    /// <summary>Default parameters as (name, JSON value) pairs, inserted only where the client sent no such key.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> DefaultParams { get; init; } = [];
+    /// <summary>From <c>reasoning_config</c>: <c>enable_thinking</c> or the seed's <c>enabled</c>; null = leave the request alone.</summary>
+    public bool? EnableThinking { get; init; }
+    public string? SystemPromptPrefix { get; init; }
+    public IReadOnlyList<BackendConfig> Backends { get; init; } = [];
+}
+
+public sealed record BackendConfig
+{
+    public required string Url { get; init; }
+    public int Weight { get; init; } = 1;
+    public bool Active { get; init; } = true;
+}
+
+public sealed record KeyConfig
+{
+    public required string Name { get; init; }
+    /// <summary>SHA-256 of the full <c>ml-…</c> key, lowercase hex. The plaintext is never kept.</summary>
+    public required string KeyHashHex { get; init; }
+    /// <summary>The first characters of the key when the plaintext was given (for logs); null when only the hash is known.</summary>
+    public string? KeyPrefix { get; init; }
+    public IReadOnlyList<string> AllowedModels { get; init; } = [];
+    public long? RpmLimit { get; init; }
+    public long? TpmLimit { get; init; }
+    public DateTimeOffset? ExpiresAt { get; init; }
+    public bool Active { get; init; } = true;
+}
+
+/// <summary>A configuration problem, reported as one line naming the key.</summary>
+public sealed class ConfigException(string message) : Exception(message);

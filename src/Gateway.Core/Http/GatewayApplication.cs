@@ -1,0 +1,82 @@
+using Gateway.Auth;
+using Gateway.Json;
+using Gateway.Proxy;
+using Gateway.Routing;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Net.Http.Headers;
+
+namespace Gateway.Http;
+
+/// <summary>
+/// The gateway's raw Kestrel application. Step 1 of the request path: route on method and path, then hand off. No middleware,
+/// no HttpContext.
+/// </summary>
+public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler proxy) : IHttpApplication<IFeatureCollection>
+{
+    private static readonly byte[] HealthBody = """{"status":"ok"}"""u8.ToArray();
+    private static readonly byte[] ReadyBody = """{"status":"ready"}"""u8.ToArray();
+    private static readonly byte[] NotReadyBody = new OpenAiError(503, "service_unavailable", "not_ready", "The gateway has not loaded its configuration yet.").ToBytes();
+
+    public IFeatureCollection CreateContext(IFeatureCollection contextFeatures) => contextFeatures;
+    public void DisposeContext(IFeatureCollection context, Exception? exception) { }
+
+    public async Task ProcessRequestAsync(IFeatureCollection features)
+    {
+        var exchange = new Exchange(features);
+        try
+        {
+            await RouteAsync(exchange);
+        }
+        catch (Exception) when (!exchange.Response.HasStarted)
+        {
+            exchange.Response.Headers.Clear();
+            await exchange.WriteErrorAsync(new OpenAiError(500, "server_error", "internal_error", "The gateway failed to handle the request."));
+        }
+    }
+
+    private Task RouteAsync(Exchange exchange)
+    {
+        var method = exchange.Method;
+        // C# compiles this switch to a length check plus a character test before one comparison: no hashing, no allocation.
+        switch (exchange.Path)
+        {
+            case "/v1/chat/completions": return HttpMethods.IsPost(method) ? proxy.HandleAsync(exchange, ProxyEndpoint.ChatCompletions) : NotAllowed(exchange);
+            case "/v1/completions": return HttpMethods.IsPost(method) ? proxy.HandleAsync(exchange, ProxyEndpoint.Completions) : NotAllowed(exchange);
+            case "/v1/embeddings": return HttpMethods.IsPost(method) ? proxy.HandleAsync(exchange, ProxyEndpoint.Embeddings) : NotAllowed(exchange);
+            case "/v1/models": return HttpMethods.IsGet(method) ? ListModelsAsync(exchange) : NotAllowed(exchange);
+            case "/health": return IsGetOrHead(method) ? exchange.WriteBodyAsync(200, "application/json", HealthBody).AsTask() : NotAllowed(exchange);
+            case "/ready":
+                if (!IsGetOrHead(method)) return NotAllowed(exchange);
+                return snapshots.IsLoaded
+                    ? exchange.WriteBodyAsync(200, "application/json", ReadyBody).AsTask()
+                    : exchange.WriteBodyAsync(503, "application/json", NotReadyBody).AsTask();
+            default:
+                return exchange.WriteErrorAsync(OpenAiError.NotFound(exchange.Path)).AsTask();
+        }
+    }
+
+    private static bool IsGetOrHead(string method) => HttpMethods.IsGet(method) || HttpMethods.IsHead(method);
+
+    private static Task NotAllowed(Exchange exchange)
+    {
+        exchange.ResponseHeaders.Allow = exchange.Path is "/v1/models" or "/health" or "/ready" ? "GET" : "POST";
+        return exchange.WriteErrorAsync(OpenAiError.MethodNotAllowed(exchange.Method, exchange.Path)).AsTask();
+    }
+
+    /// <summary>GET /v1/models: the snapshot's active models, filtered by the key's allowed models, in the seed's shape.</summary>
+    private async Task ListModelsAsync(Exchange exchange)
+    {
+        exchange.ResponseHeaders[GatewayHeaders.RequestId] = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
+        var snapshot = snapshots.Current!;
+        if (Authenticator.Authenticate(exchange.RequestHeaders.Authorization, snapshot, DateTimeOffset.UtcNow, out var key) is { } error)
+        {
+            await exchange.WriteErrorAsync(error);
+            return;
+        }
+        using var buffer = new PooledBuffer(1024);
+        ModelList.Write(snapshot, key!, buffer);
+        await exchange.WriteBodyAsync(200, "application/json", buffer.WrittenMemory);
+    }
+}

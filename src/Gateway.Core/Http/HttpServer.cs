@@ -1,0 +1,63 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Http;
+
+/// <summary>
+/// A hand-built Kestrel server running one raw <see cref="IHttpApplication{TContext}"/>: no routing middleware, no HttpContext,
+/// no DI container. Used by the gateway and by the built-in vLLM simulator.
+/// </summary>
+public sealed class HttpServer : IAsyncDisposable
+{
+    private readonly KestrelServer _server;
+    private int _started;
+
+    public HttpServer(IPEndPoint endpoint, HttpServerLimits? limits = null, ILoggerFactory? loggerFactory = null)
+    {
+        loggerFactory ??= NullLoggerFactory.Instance;
+        limits ??= new HttpServerLimits();
+        var options = new KestrelServerOptions { AddServerHeader = false, AllowSynchronousIO = false };
+        options.Limits.MaxRequestBodySize = null; // enforced by the gateway itself with an OpenAI-shaped 413
+        options.Limits.KeepAliveTimeout = limits.KeepAliveTimeout;
+        options.Limits.RequestHeadersTimeout = limits.RequestHeadersTimeout;
+        options.Limits.MaxConcurrentConnections = null;
+        options.Limits.MinResponseDataRate = null; // LLM streams trickle; slow readers are the upstream's pace, not abuse
+        options.Listen(endpoint, o => o.Protocols = HttpProtocols.Http1);
+        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions { NoDelay = true }), loggerFactory);
+        _server = new KestrelServer(Options.Create(options), transport, loggerFactory);
+    }
+
+    /// <summary>The port actually bound (useful with port 0).</summary>
+    public int Port { get; private set; }
+
+    public async Task StartAsync(IHttpApplication<IFeatureCollection> application, CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _started, 1) != 0) throw new InvalidOperationException("Server already started.");
+        await _server.StartAsync(application, cancellationToken).ConfigureAwait(false);
+        var address = _server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+        Port = address is null ? 0 : new Uri(address).Port;
+    }
+
+    /// <summary>Stops accepting, lets in-flight requests finish until <paramref name="cancellationToken"/> fires, then aborts the rest.</summary>
+    public Task StopAsync(CancellationToken cancellationToken) => _server.StopAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try { await _server.StopAsync(cts.Token).ConfigureAwait(false); } catch (OperationCanceledException) { }
+        _server.Dispose();
+    }
+}
+
+public sealed record HttpServerLimits
+{
+    public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}

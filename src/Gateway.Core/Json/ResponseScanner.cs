@@ -1,0 +1,132 @@
+using System.Text.Json;
+
+namespace Gateway.Json;
+
+/// <summary>What one pass over a response object (a whole JSON response or one SSE chunk) found. Offsets index that object.</summary>
+public struct ResponseScan
+{
+    /// <summary>The top-level <c>model</c> string token, quotes included; -1 when absent.</summary>
+    public int ModelStart, ModelEnd;
+    /// <summary>From the end of the value before <c>usage</c> to the end of the usage value: removing it keeps valid JSON.</summary>
+    public int UsageCutStart, UsageCutEnd;
+    public bool HasUsage;
+    public long PromptTokens, CompletionTokens;
+    /// <summary><c>"choices":[]</c>: vLLM's final usage-only chunk.</summary>
+    public bool ChoicesEmpty;
+    /// <summary>A choice carries non-empty <c>delta.content</c> or <c>text</c>: a token the client sees.</summary>
+    public bool HasContent;
+}
+
+/// <summary>Scans a vLLM response object without allocating: where the model is, the usage numbers, and whether tokens arrived.</summary>
+public static class ResponseScanner
+{
+    /// <summary>Returns false when <paramref name="json"/> is not one JSON object; it is then passed on untouched.</summary>
+    public static bool TryScan(ReadOnlySpan<byte> json, out ResponseScan scan)
+    {
+        scan = default;
+        scan.ModelStart = scan.ModelEnd = scan.UsageCutStart = scan.UsageCutEnd = -1;
+        try
+        {
+            var reader = new Utf8JsonReader(json);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return false;
+            int previousValueEnd = (int)reader.BytesConsumed;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("model"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.String && scan.ModelStart < 0)
+                    {
+                        scan.ModelStart = (int)reader.TokenStartIndex;
+                        scan.ModelEnd = (int)reader.BytesConsumed;
+                    }
+                    else reader.Skip();
+                }
+                else if (reader.ValueTextEquals("usage"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.StartObject)
+                    {
+                        scan.HasUsage = true;
+                        ReadUsage(ref reader, ref scan);
+                    }
+                    else reader.Skip();
+                    scan.UsageCutStart = previousValueEnd;
+                    scan.UsageCutEnd = (int)reader.BytesConsumed;
+                }
+                else if (reader.ValueTextEquals("choices"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.StartArray) ReadChoices(ref reader, ref scan);
+                    else reader.Skip();
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+                previousValueEnd = (int)reader.BytesConsumed;
+            }
+            return reader.TokenType == JsonTokenType.EndObject;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    private static void ReadUsage(ref Utf8JsonReader reader, ref ResponseScan scan)
+    {
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            bool prompt = reader.ValueTextEquals("prompt_tokens"u8);
+            bool completion = !prompt && reader.ValueTextEquals("completion_tokens"u8);
+            reader.Read();
+            if (reader.TokenType == JsonTokenType.Number && (prompt || completion) && reader.TryGetInt64(out var n))
+            {
+                if (prompt) scan.PromptTokens = n; else scan.CompletionTokens = n;
+            }
+            else reader.Skip();
+        }
+    }
+
+    private static void ReadChoices(ref Utf8JsonReader reader, ref ResponseScan scan)
+    {
+        scan.ChoicesEmpty = true;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            scan.ChoicesEmpty = false;
+            if (reader.TokenType != JsonTokenType.StartObject || scan.HasContent)
+            {
+                reader.Skip();
+                continue;
+            }
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("text"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length > 0) scan.HasContent = true;
+                    reader.Skip();
+                }
+                else if (reader.ValueTextEquals("delta"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.StartObject) { reader.Skip(); continue; }
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        bool content = reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("reasoning_content"u8);
+                        reader.Read();
+                        if (content && reader.TokenType == JsonTokenType.String && reader.ValueSpan.Length > 0) scan.HasContent = true;
+                        reader.Skip();
+                    }
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
+                }
+            }
+        }
+    }
+}

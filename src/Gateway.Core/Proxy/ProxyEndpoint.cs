@@ -1,0 +1,3 @@
+namespace Gateway.Proxy;
+
+public enum ProxyEndpoint : byte { ChatCompletions, Completions, Embeddings }

@@ -1,0 +1,254 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Gateway.Auth;
+using Gateway.Config;
+using Gateway.Http;
+using Gateway.Json;
+using Gateway.Routing;
+using Gateway.Streaming;
+using Microsoft.Net.Http.Headers;
+
+namespace Gateway.Proxy;
+
+/// <summary>
+/// The request path for POST /v1/chat/completions, /v1/completions and /v1/embeddings:
+/// <code>
+/// client ─► (2) request id ─► (3) auth ─► (4) body + scan ─► (5) resolve ─► (7) splice ─► (8) balance ─► (9) forward ─► (10) relay ─► client
+///                                                                                                 ▲ retry on another backend before any byte
+/// </code>
+/// Each step is marked below. Step 6 (rate limits) and the accounting of step 11 arrive with their own issues.
+/// </summary>
+public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstream, GatewayOptions options)
+{
+    private readonly long _maxBody = options.Server.MaxBodyBytes;
+
+    public async Task HandleAsync(Exchange exchange, ProxyEndpoint endpoint)
+    {
+        // Step 2: request id, echoed to the client and sent upstream.
+        var requestId = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
+        exchange.ResponseHeaders[GatewayHeaders.RequestId] = requestId;
+
+        // Step 3: auth, before reading a byte of the body.
+        var snapshot = snapshots.Current!;
+        var authError = Authenticator.Authenticate(exchange.RequestHeaders.Authorization, snapshot, DateTimeOffset.UtcNow, out var key);
+        if (authError is { } ae) { await exchange.WriteErrorAsync(ae); return; }
+
+        var request = ProxyRequest.Rent();
+        try
+        {
+            // Step 4: read the body into pooled memory (bounded) and scan it once.
+            var bodyError = CheckContentType(exchange) ?? await ReadBodyAsync(exchange, request.Body);
+            if (bodyError is { } be) { await exchange.WriteErrorAsync(be); return; }
+
+            // Steps 4–7, synchronous: scan, resolve the alias, check the key's models, splice the upstream body.
+            var prepareError = Prepare(request, snapshot, key!, endpoint, out var model);
+            if (prepareError is { } pe) { await exchange.WriteErrorAsync(pe); return; }
+
+            // Steps 8–10: balance, forward (retrying before the first byte), relay.
+            await ForwardAsync(exchange, request, model!, endpoint, requestId);
+        }
+        finally
+        {
+            ProxyRequest.Return(request);
+        }
+    }
+
+    private static OpenAiError? CheckContentType(Exchange exchange)
+    {
+        var contentType = exchange.RequestHeaders.ContentType;
+        if (contentType.Count == 0 || contentType[0] is not { Length: > 0 } value) return null; // curl -d without -H: treat as JSON
+        var media = value.AsSpan();
+        int semicolon = media.IndexOf(';');
+        if (semicolon >= 0) media = media[..semicolon];
+        media = media.Trim();
+        if (media.Equals("application/json", StringComparison.OrdinalIgnoreCase) ||
+            (media.EndsWith("+json", StringComparison.OrdinalIgnoreCase) && media.StartsWith("application/", StringComparison.OrdinalIgnoreCase)))
+            return null;
+        return OpenAiError.UnsupportedMediaType(value);
+    }
+
+    private async ValueTask<OpenAiError?> ReadBodyAsync(Exchange exchange, PooledBuffer body)
+    {
+        var declared = exchange.RequestHeaders.ContentLength;
+        if (declared > _maxBody) return OpenAiError.TooLarge(_maxBody);
+        if (declared > 0) body.Ensure((int)declared.Value);
+        var reader = exchange.RequestBody;
+        while (true)
+        {
+            var read = await reader.ReadAsync(exchange.RequestAborted);
+            var buffer = read.Buffer;
+            if (body.Length + buffer.Length > _maxBody)
+            {
+                reader.AdvanceTo(buffer.End);
+                return OpenAiError.TooLarge(_maxBody);
+            }
+            foreach (var segment in buffer) body.Write(segment.Span);
+            reader.AdvanceTo(buffer.End);
+            if (read.IsCompleted) return null;
+        }
+    }
+
+    private static OpenAiError? Prepare(ProxyRequest request, Snapshot snapshot, KeyEntry key, ProxyEndpoint endpoint, out ModelEntry? model)
+    {
+        model = null;
+        var body = request.Body.WrittenSpan;
+        var scan = request.Scan;
+        if (RequestScanner.Scan(body, scan) is { } scanError) return scanError;
+
+        // Step 5: resolve the alias without allocating a string for it.
+        Span<byte> nameUtf8 = stackalloc byte[256];
+        Span<char> name = stackalloc char[256];
+        int nameBytes = RequestScanner.CopyModelName(body, scan, nameUtf8);
+        int nameChars = nameBytes < 0 ? -1 : Encoding.UTF8.GetChars(nameUtf8[..nameBytes], name);
+        model = nameChars < 0 ? null : snapshot.FindModel(name[..nameChars]);
+        if (model is null || !model.Active)
+            return OpenAiError.ModelNotFound(nameChars < 0 ? "(too long)" : new string(name[..nameChars]));
+        if (!key.Allows(model.Alias)) return OpenAiError.ModelNotAllowed(model.Alias);
+
+        // Step 7: splice the upstream body.
+        BodySplicer.Splice(body, scan, model, endpoint == ProxyEndpoint.ChatCompletions, request.Upstream);
+        return null;
+    }
+
+    private async Task ForwardAsync(Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId)
+    {
+        var clientAborted = exchange.RequestAborted;
+        Backend? failed = null;
+        for (int attempt = 1; ; attempt++)
+        {
+            // Step 8: balance. A backend that just failed is skipped for the retry.
+            var backend = failed is null ? model.Balancer.Pick() : model.Balancer.Pick(b => !ReferenceEquals(b, failed)) ;
+            if (backend is null)
+            {
+                await exchange.WriteErrorAsync(failed is null ? OpenAiError.NoHealthyBackend(model.Alias) : OpenAiError.BackendError("The model server could not be reached."));
+                return;
+            }
+
+            // Step 9: forward. Only safe headers go upstream; never the client's Authorization.
+            using var message = new HttpRequestMessage(HttpMethod.Post, endpoint switch
+            {
+                ProxyEndpoint.ChatCompletions => backend.ChatCompletions,
+                ProxyEndpoint.Completions => backend.Completions,
+                _ => backend.Embeddings,
+            })
+            {
+                Version = HttpVersion.Version11,
+                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                Content = new BufferContent(request.Upstream.WrittenMemory),
+            };
+            message.Headers.TryAddWithoutValidation(GatewayHeaders.RequestId, requestId);
+            if (exchange.RequestHeaders.Accept is { Count: > 0 } accept) message.Headers.TryAddWithoutValidation(HeaderNames.Accept, accept.ToArray());
+
+            using var cts = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
+            cts.CancelAfter(upstream.Options.ResponseHeadersTimeout);
+            HttpResponseMessage response;
+            try
+            {
+                response = await upstream.Invoker.SendAsync(message, cts.Token);
+            }
+            catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
+            {
+                return; // the client left; nothing to answer
+            }
+            catch (OperationCanceledException)
+            {
+                await exchange.WriteErrorAsync(OpenAiError.BackendTimeout("The model server did not answer in time."));
+                return;
+            }
+            catch (HttpRequestException e) when (attempt < upstream.Options.MaxAttempts && IsConnectFailure(e))
+            {
+                failed = backend; // nothing was sent: try another backend
+                continue;
+            }
+            catch (HttpRequestException)
+            {
+                await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server could not be reached."));
+                return;
+            }
+
+            using (response)
+            {
+                if (response.StatusCode == HttpStatusCode.ServiceUnavailable && attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
+                {
+                    failed = backend; // overloaded or starting; no byte reached the client yet
+                    continue;
+                }
+                // Step 10: relay.
+                cts.CancelAfter(Timeout.InfiniteTimeSpan);
+                if (request.Scan.Stream && response.StatusCode == HttpStatusCode.OK)
+                    await RelayStreamAsync(exchange, request, model, response, cts);
+                else
+                    await RelayJsonAsync(exchange, request, model, response, cts.Token);
+            }
+            return;
+        }
+    }
+
+    private static bool IsConnectFailure(HttpRequestException e) =>
+        e.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError ||
+        e.InnerException is SocketException;
+
+    private async Task RelayJsonAsync(Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var raw = request.Response;
+        var max = upstream.Options.MaxResponseBytes;
+        try
+        {
+            var declared = response.Content.Headers.ContentLength;
+            if (declared > max) { await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server's response is too large.")); return; }
+            raw.Ensure((int)(declared ?? 4096));
+            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+            while (true)
+            {
+                int n = await stream.ReadAsync(raw.GetMemory(16 * 1024), cancellationToken);
+                if (n == 0) break;
+                raw.Advance(n);
+                if (raw.Length > max) { await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server's response is too large.")); return; }
+            }
+        }
+        catch (OperationCanceledException) when (exchange.RequestAborted.IsCancellationRequested) { return; }
+        catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
+        {
+            await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server closed the connection before the response was complete."));
+            return;
+        }
+
+        var output = request.Body; // the client body is spliced already; reuse its buffer
+        output.Clear();
+        var json = raw.WrittenSpan;
+        if (ResponseScanner.TryScan(json, out var scan)) ResponseRewriter.Write(json, scan, model.AliasJson, stripUsage: false, output);
+        else output.Write(json);
+
+        var contentType = response.Content.Headers.ContentType?.MediaType == "application/json"
+            ? "application/json" : response.Content.Headers.ContentType?.ToString() ?? "application/json";
+        await exchange.WriteBodyAsync((int)response.StatusCode, contentType, output.WrittenMemory);
+    }
+
+    private static async Task RelayStreamAsync(Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationTokenSource upstreamCts)
+    {
+        exchange.Response.StatusCode = 200;
+        var headers = exchange.ResponseHeaders;
+        headers.ContentType = "text/event-stream; charset=utf-8";
+        headers.CacheControl = "no-cache";
+        headers[GatewayHeaders.AccelBuffering] = "no";
+
+        using var state = new StreamState(model.AliasJson, request.Scan.ClientIncludeUsage, request.Scan.ClientContinuousUsage);
+        Stream stream;
+        try { stream = await response.Content.ReadAsStreamAsync(upstreamCts.Token); }
+        catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
+        {
+            await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server closed the connection before the response started."));
+            return;
+        }
+        await using (stream)
+        {
+            await exchange.ResponseBody.StartAsync();
+            var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true));
+            var outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted);
+            if (outcome == RelayOutcome.ClientGone) upstreamCts.Cancel(); // stop the generation at once: the GPU has better things to do
+            await reader.CompleteAsync();
+        }
+    }
+}

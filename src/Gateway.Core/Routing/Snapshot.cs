@@ -1,0 +1,162 @@
+using System.Collections.Frozen;
+using System.Text;
+using System.Text.Json;
+using Gateway.Auth;
+using Gateway.Config;
+
+namespace Gateway.Routing;
+
+/// <summary>
+/// Everything the data plane reads, immutable: models by alias and keys by hash. The control plane builds a new one and swaps it
+/// in; a request keeps the snapshot it started with.
+/// </summary>
+public sealed class Snapshot
+{
+    private readonly FrozenDictionary<string, ModelEntry> _models;
+    private readonly FrozenDictionary<string, ModelEntry>.AlternateLookup<ReadOnlySpan<char>> _modelsBySpan;
+    private readonly FrozenDictionary<KeyHash, KeyEntry> _keys;
+
+    public Snapshot(IEnumerable<ModelEntry> models, IEnumerable<KeyEntry> keys, long version)
+    {
+        _models = models.ToFrozenDictionary(m => m.Alias, StringComparer.Ordinal);
+        _modelsBySpan = _models.GetAlternateLookup<ReadOnlySpan<char>>();
+        _keys = keys.ToFrozenDictionary(k => k.Hash);
+        Models = _models.Values.OrderBy(m => m.Alias, StringComparer.Ordinal).ToArray();
+        Version = version;
+    }
+
+    public long Version { get; }
+    public IReadOnlyList<ModelEntry> Models { get; }
+
+    public ModelEntry? FindModel(ReadOnlySpan<char> alias) => _modelsBySpan.TryGetValue(alias, out var m) ? m : null;
+    public KeyEntry? FindKey(in KeyHash hash) => _keys.TryGetValue(hash, out var k) ? k : null;
+
+    /// <summary>Builds a snapshot from static configuration, reusing balancer state from <paramref name="previous"/> by backend URL.</summary>
+    public static Snapshot FromConfig(GatewayOptions options, Snapshot? previous = null)
+    {
+        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var models = options.Models.Select(m => ModelEntry.Create(m, created, previous?.FindModel(m.Name)));
+        var keys = options.Keys.Select(KeyEntry.Create);
+        return new Snapshot(models, keys, (previous?.Version ?? 0) + 1);
+    }
+}
+
+/// <summary>A model as the request path needs it, with every wire form pre-encoded.</summary>
+public sealed class ModelEntry
+{
+    public required string Alias { get; init; }
+    public required string ModelId { get; init; }
+    public bool Active { get; init; } = true;
+    public long Created { get; init; }
+    /// <summary>The alias as a JSON string token, quotes included, ready to splice into responses.</summary>
+    public required byte[] AliasJson { get; init; }
+    /// <summary>The backend model id as a JSON string token, quotes included, ready to splice into requests.</summary>
+    public required byte[] ModelIdJson { get; init; }
+    public required DefaultParam[] DefaultParams { get; init; }
+    public bool? EnableThinking { get; init; }
+    /// <summary>System prompt prefix JSON-escaped without quotes; null when the model has none.</summary>
+    public byte[]? SystemPrefixEscaped { get; init; }
+    public required Backend[] Backends { get; init; }
+    public required SmoothWeightedRoundRobin Balancer { get; init; }
+
+    public static ModelEntry Create(ModelConfig config, long created, ModelEntry? previous)
+    {
+        var backends = config.Backends.Select(b => new Backend(b.Url, b.Weight, b.Active)).ToArray();
+        return new ModelEntry
+        {
+            Alias = config.Name,
+            ModelId = config.ModelId,
+            Active = config.Active,
+            Created = previous?.Created ?? created,
+            AliasJson = JsonString(config.Name),
+            ModelIdJson = JsonString(config.ModelId),
+            DefaultParams = config.DefaultParams.Select(p => new DefaultParam(p.Key, p.Value)).ToArray(),
+            EnableThinking = config.EnableThinking,
+            SystemPrefixEscaped = config.SystemPromptPrefix is { } prefix ? EscapedContent(prefix) : null,
+            Backends = backends,
+            Balancer = new SmoothWeightedRoundRobin(backends, previous?.Balancer),
+        };
+    }
+
+    internal static byte[] JsonString(string value) => JsonSerializerHelpers.EncodeString(value);
+
+    private static byte[] EscapedContent(string value)
+    {
+        var quoted = JsonSerializerHelpers.EncodeString(value);
+        return quoted.AsSpan(1, quoted.Length - 2).ToArray();
+    }
+}
+
+/// <summary>A default parameter: its name (UTF-8, for comparison with request keys) and its JSON value.</summary>
+public sealed class DefaultParam(string name, string json)
+{
+    public string Name { get; } = name;
+    public byte[] NameUtf8 { get; } = Encoding.UTF8.GetBytes(name);
+    /// <summary><c>"name":value</c> ready to splice.</summary>
+    public byte[] Member { get; } = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(JsonSerializerHelpers.EncodeString(name)) + ":" + json);
+}
+
+/// <summary>One upstream vLLM server.</summary>
+public sealed class Backend
+{
+    public Backend(string url, int weight, bool active)
+    {
+        Url = url.TrimEnd('/');
+        Weight = weight;
+        Active = active;
+        ChatCompletions = new Uri(Url + "/v1/chat/completions");
+        Completions = new Uri(Url + "/v1/completions");
+        Embeddings = new Uri(Url + "/v1/embeddings");
+    }
+
+    public string Url { get; }
+    public int Weight { get; }
+    public bool Active { get; }
+    public Uri ChatCompletions { get; }
+    public Uri Completions { get; }
+    public Uri Embeddings { get; }
+}
+
+/// <summary>An API key as the request path needs it. The plaintext is never here.</summary>
+public sealed class KeyEntry
+{
+    public required string Id { get; init; }
+    public required string Name { get; init; }
+    public required KeyHash Hash { get; init; }
+    public string KeyPrefix { get; init; } = "";
+    /// <summary>Empty = every model.</summary>
+    public required FrozenSet<string> AllowedModels { get; init; }
+    public long? RpmLimit { get; init; }
+    public long? TpmLimit { get; init; }
+    public DateTimeOffset? ExpiresAt { get; init; }
+    public bool Active { get; init; } = true;
+
+    public bool Allows(string alias) => AllowedModels.Count == 0 || AllowedModels.Contains(alias);
+
+    public static KeyEntry Create(KeyConfig config)
+    {
+        KeyHash.TryParseHex(config.KeyHashHex, out var hash);
+        return new KeyEntry
+        {
+            Id = "cfg-" + config.KeyHashHex[..12],
+            Name = config.Name,
+            Hash = hash,
+            KeyPrefix = config.KeyPrefix ?? "",
+            AllowedModels = config.AllowedModels.ToFrozenSet(StringComparer.Ordinal),
+            RpmLimit = config.RpmLimit,
+            TpmLimit = config.TpmLimit,
+            ExpiresAt = config.ExpiresAt,
+            Active = config.Active,
+        };
+    }
+}
+
+internal static class JsonSerializerHelpers
+{
+    public static byte[] EncodeString(string value)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(value.Length + 8);
+        using (var w = new Utf8JsonWriter(buffer)) w.WriteStringValue(value);
+        return buffer.WrittenSpan.ToArray();
+    }
+}

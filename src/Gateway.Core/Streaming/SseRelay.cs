@@ -1,0 +1,165 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Gateway.Json;
+
+namespace Gateway.Streaming;
+
+/// <summary>
+/// Relays vLLM's SSE stream to the client, event by event, without allocating per event: find each complete event, rewrite its
+/// model (and drop usage the client did not ask for), write it, and flush after every batch of complete events so no token waits
+/// for the next read. The read loop follows StackExchange.Redis's: consume complete frames, AdvanceTo(consumed, examined).
+/// </summary>
+public static class SseRelay
+{
+    private static ReadOnlySpan<byte> DataPrefix => "data:"u8;
+    private static ReadOnlySpan<byte> Done => "[DONE]"u8;
+
+    /// <summary>Sent when the upstream breaks mid-stream: an OpenAI-shaped error and no <c>[DONE]</c>, so no client mistakes it for a clean end.</summary>
+    public static ReadOnlySpan<byte> BrokenStreamEvent =>
+        "data: {\"error\":{\"message\":\"The upstream model server closed the stream before it was complete.\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"backend_error\"}}\n\n"u8;
+
+    public static async ValueTask<RelayOutcome> RunAsync(PipeReader upstream, PipeWriter client, StreamState state, CancellationToken cancellationToken)
+    {
+        long scanned = 0;
+        while (true)
+        {
+            ReadResult read;
+            try
+            {
+                if (!upstream.TryRead(out read)) read = await upstream.ReadAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return RelayOutcome.ClientGone;
+            }
+            catch (Exception e) when (e is IOException or System.Net.Http.HttpRequestException or ObjectDisposedException)
+            {
+                return await FailAsync(client, RelayOutcome.UpstreamFailed).ConfigureAwait(false);
+            }
+
+            var buffer = read.Buffer;
+            int written = ProcessEvents(ref buffer, ref scanned, client, state);
+            upstream.AdvanceTo(buffer.Start, buffer.End);
+
+            if (written > 0)
+            {
+                FlushResult flush;
+                try { flush = await client.FlushAsync(cancellationToken).ConfigureAwait(false); }
+                catch (OperationCanceledException) { return RelayOutcome.ClientGone; }
+                catch (IOException) { return RelayOutcome.ClientGone; }
+                if (flush.IsCanceled || flush.IsCompleted) return RelayOutcome.ClientGone;
+            }
+            if (state.SawDone) return RelayOutcome.Completed;
+            if (read.IsCompleted || read.IsCanceled)
+                return await FailAsync(client, RelayOutcome.UpstreamEndedEarly).ConfigureAwait(false);
+        }
+    }
+
+    private static async ValueTask<RelayOutcome> FailAsync(PipeWriter client, RelayOutcome outcome)
+    {
+        try
+        {
+            client.Write(BrokenStreamEvent);
+            await client.FlushAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or InvalidOperationException) { }
+        return outcome;
+    }
+
+    /// <summary>Handles every complete event in <paramref name="buffer"/> and slices past them; returns the number of events written.</summary>
+    internal static int ProcessEvents(ref ReadOnlySequence<byte> buffer, ref long scanned, PipeWriter client, StreamState state)
+    {
+        int written = 0;
+        while (!state.SawDone && TryFindEvent(buffer, ref scanned, out long eventLength, out long frameLength))
+        {
+            var frame = buffer.Slice(0, frameLength);
+            if (frame.IsSingleSegment)
+            {
+                var span = frame.FirstSpan;
+                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], client, state);
+            }
+            else
+            {
+                var scratch = state.Scratch;
+                scratch.Clear();
+                var dest = scratch.GetSpan((int)frameLength);
+                frame.CopyTo(dest);
+                scratch.Advance((int)frameLength);
+                var span = scratch.WrittenSpan;
+                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], client, state);
+            }
+            buffer = buffer.Slice(frameLength);
+            scanned = 0;
+            written++;
+        }
+        return written;
+    }
+
+    /// <summary>
+    /// Finds the end of the next event: a blank line ("\n\n", or "\r\n\r\n"). <paramref name="scanned"/> carries over reads so a
+    /// long event is not rescanned from its start every time more bytes arrive.
+    /// </summary>
+    internal static bool TryFindEvent(in ReadOnlySequence<byte> buffer, ref long scanned, out long eventLength, out long frameLength)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        reader.Advance(scanned);
+        while (reader.TryAdvanceTo((byte)'\n', advancePastDelimiter: true))
+        {
+            long newline = reader.Consumed - 1;
+            if (reader.IsNext((byte)'\n', advancePast: true) || reader.IsNext("\r\n"u8, advancePast: true))
+            {
+                eventLength = newline;
+                frameLength = reader.Consumed;
+                return true;
+            }
+            if (reader.End || (reader.Remaining == 1 && reader.IsNext((byte)'\r')))
+            {
+                scanned = newline; // the blank line may still arrive: look at this newline again next time
+                eventLength = frameLength = 0;
+                return false;
+            }
+        }
+        scanned = buffer.Length;
+        eventLength = frameLength = 0;
+        return false;
+    }
+
+    private static void HandleEvent(ReadOnlySpan<byte> evt, ReadOnlySpan<byte> terminator, PipeWriter client, StreamState state)
+    {
+        state.Events++;
+        if (!evt.IsEmpty && evt[^1] == (byte)'\r')
+        {
+            evt = evt[..^1];
+            terminator = "\r\n\r\n"u8;
+        }
+        // One "data:" line is what vLLM sends; anything else (comments, multi-line data, other fields) passes through untouched.
+        if (evt.StartsWith(DataPrefix) && evt.IndexOf((byte)'\n') < 0)
+        {
+            int payloadStart = DataPrefix.Length;
+            if (payloadStart < evt.Length && evt[payloadStart] == (byte)' ') payloadStart++;
+            var payload = evt[payloadStart..];
+            if (payload.SequenceEqual(Done))
+            {
+                state.SawDone = true;
+            }
+            else if (ResponseScanner.TryScan(payload, out var scan))
+            {
+                if (scan.HasUsage)
+                {
+                    state.PromptTokens = scan.PromptTokens;
+                    state.CompletionTokens = Math.Max(state.CompletionTokens, scan.CompletionTokens);
+                }
+                if (scan.HasContent) state.OnContent();
+                // We always ask vLLM for usage; the client sees it only as far as it asked.
+                if (scan.ChoicesEmpty && scan.HasUsage && !state.ClientIncludeUsage) return;
+                bool stripUsage = scan.HasUsage && !scan.ChoicesEmpty && !state.ClientContinuousUsage;
+                client.Write(evt[..payloadStart]);
+                ResponseRewriter.Write(payload, scan, state.AliasJson, stripUsage, client);
+                client.Write(terminator);
+                return;
+            }
+        }
+        client.Write(evt);
+        client.Write(terminator);
+    }
+}

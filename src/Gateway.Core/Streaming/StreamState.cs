@@ -1,0 +1,55 @@
+using System.Diagnostics;
+using Gateway.Json;
+
+namespace Gateway.Streaming;
+
+/// <summary>Per-stream state of the SSE relay: what the client asked for, what was counted, and a scratch buffer for split events.</summary>
+public sealed class StreamState : IDisposable
+{
+    private PooledBuffer? _scratch;
+
+    public StreamState(byte[] aliasJson, bool clientIncludeUsage, bool clientContinuousUsage)
+    {
+        AliasJson = aliasJson;
+        ClientIncludeUsage = clientIncludeUsage;
+        // vLLM sends per-chunk usage only when both are set, so that is what the client may see.
+        ClientContinuousUsage = clientIncludeUsage && clientContinuousUsage;
+    }
+
+    public byte[] AliasJson { get; }
+    public bool ClientIncludeUsage { get; }
+    public bool ClientContinuousUsage { get; }
+
+    public long PromptTokens { get; internal set; }
+    public long CompletionTokens { get; internal set; }
+    public int Events { get; internal set; }
+    public bool SawDone { get; internal set; }
+    /// <summary><see cref="Stopwatch"/> timestamps of the first and the latest chunk that carried content (0 = none yet).</summary>
+    public long FirstContentTimestamp { get; internal set; }
+    public long LastContentTimestamp { get; internal set; }
+    public int ContentChunks { get; internal set; }
+
+    internal PooledBuffer Scratch => _scratch ??= new PooledBuffer(8192);
+
+    internal void OnContent()
+    {
+        var now = Stopwatch.GetTimestamp();
+        if (FirstContentTimestamp == 0) FirstContentTimestamp = now;
+        LastContentTimestamp = now;
+        ContentChunks++;
+    }
+
+    public void Dispose() => _scratch?.Dispose();
+}
+
+public enum RelayOutcome : byte
+{
+    /// <summary>The upstream sent <c>[DONE]</c> and the client got everything.</summary>
+    Completed,
+    /// <summary>The upstream closed the stream without <c>[DONE]</c>; the client got an error event.</summary>
+    UpstreamEndedEarly,
+    /// <summary>Reading the upstream failed; the client got an error event.</summary>
+    UpstreamFailed,
+    /// <summary>The client went away; the upstream request must be cancelled.</summary>
+    ClientGone,
+}

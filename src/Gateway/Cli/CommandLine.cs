@@ -1,0 +1,64 @@
+using Gateway.Config;
+
+namespace Gateway.Cli;
+
+/// <summary><c>gateway serve [FILE] | simulate [...] | config check FILE | --help</c>.</summary>
+internal static class CommandLine
+{
+    public const string Usage = """
+        gateway — OpenAI-compatible inference gateway for vLLM
+
+        Usage:
+          gateway [serve] [FILE]          run the gateway (FILE defaults to ./gateway.toml if present; env overrides apply)
+          gateway simulate [options]      run the built-in vLLM simulator
+              --host H --port N --model ID[,ID…] --ttft-ms N --itl-ms N --tokens N
+              --fail-rate F --die-after N --health-delay-ms N --health-fail --not-ready
+          gateway config check FILE       validate a configuration file and exit
+          gateway --help                  this text
+
+        Environment: DATABASE_URL, REDIS_URL, ADMIN_API_KEY, PORT, LOG_LEVEL, LOG_FORMAT override the file.
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        try
+        {
+            if (args.Length == 0) return await ServeCommand.RunAsync(null);
+            switch (args[0])
+            {
+                case "-h" or "--help" or "help":
+                    Console.Out.WriteLine(Usage);
+                    return 0;
+                case "serve":
+                    if (args.Length > 2) return Fail("serve takes at most one FILE argument");
+                    return await ServeCommand.RunAsync(args.Length > 1 ? args[1] : null);
+                case "simulate":
+                    return await SimulateCommand.RunAsync(args.AsSpan(1).ToArray());
+                case "config":
+                    if (args.Length != 3 || args[1] != "check") return Fail("usage: gateway config check FILE");
+                    return ConfigCheck(args[2]);
+                default:
+                    if (args.Length == 1 && (args[0].EndsWith(".toml", StringComparison.OrdinalIgnoreCase) || File.Exists(args[0])))
+                        return await ServeCommand.RunAsync(args[0]);
+                    return Fail($"unknown command '{args[0]}' (see gateway --help)");
+            }
+        }
+        catch (ConfigException e)
+        {
+            return Fail(e.Message);
+        }
+    }
+
+    internal static int Fail(string message)
+    {
+        Console.Error.WriteLine($"gateway: {message}");
+        return 2;
+    }
+
+    private static int ConfigCheck(string path)
+    {
+        var options = ConfigLoader.LoadFile(path);
+        Console.Out.WriteLine($"{path}: ok ({options.Models.Count} models, {options.Keys.Count} keys, port {options.Server.Port})");
+        return 0;
+    }
+}

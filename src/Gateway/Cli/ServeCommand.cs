@@ -1,0 +1,51 @@
+using Gateway.Config;
+using Gateway.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Gateway.Cli;
+
+/// <summary><c>gateway serve</c>: Kestrel under Microsoft.Extensions.Hosting, which turns SIGTERM/Ctrl+C into a graceful drain.</summary>
+internal static class ServeCommand
+{
+    public static async Task<int> RunAsync(string? file)
+    {
+        var path = file ?? (File.Exists("gateway.toml") ? "gateway.toml" : null);
+        var options = path is null ? ConfigLoader.Load("", "environment") : ConfigLoader.LoadFile(path);
+
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Server.ShutdownTimeout + TimeSpan.FromSeconds(2));
+        builder.Services.AddSingleton(options);
+        builder.Services.AddHostedService<GatewayService>();
+        using var host = builder.Build();
+        await host.RunAsync();
+        return 0;
+    }
+}
+
+internal sealed class GatewayService(GatewayOptions options) : IHostedService, IAsyncDisposable
+{
+    private readonly GatewayHost _gateway = new(options);
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await _gateway.StartAsync(cancellationToken);
+        var s = _gateway.Snapshots.Current!;
+        StartupLog.Info($"gateway listening on {options.Server.Host}:{_gateway.Port} (embedded mode, {s.Models.Count} models)");
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        StartupLog.Info($"shutting down: draining in-flight requests for up to {options.Server.ShutdownTimeout.TotalSeconds:0}s");
+        using var drain = new CancellationTokenSource(options.Server.ShutdownTimeout);
+        await _gateway.StopAsync(drain.Token);
+    }
+
+    public ValueTask DisposeAsync() => _gateway.DisposeAsync();
+}
+
+internal static class StartupLog
+{
+    public static void Info(string message) =>
+        Console.Out.WriteLine($"{{\"ts\":\"{DateTimeOffset.UtcNow:O}\",\"level\":\"info\",\"msg\":\"{System.Text.Json.JsonEncodedText.Encode(message)}\"}}");
+}
