@@ -14,6 +14,8 @@ public static class Authenticator
         if (authorization.Count != 1 || authorization[0] is not { } header || header.Length == 0)
             return OpenAiError.InvalidApiKey("Missing API key. Send it as 'Authorization: Bearer ml-…'.");
         var value = header.AsSpan().Trim();
+        if (value.Equals("Bearer", StringComparison.OrdinalIgnoreCase))
+            return OpenAiError.InvalidApiKey("Missing API key. Send it as 'Authorization: Bearer ml-…'.");
         if (value.Length < 7 || !value[..7].Equals("Bearer ", StringComparison.OrdinalIgnoreCase))
             return OpenAiError.InvalidApiKey("The Authorization header must use the Bearer scheme.");
         var token = value[7..].Trim();

@@ -10,7 +10,7 @@ namespace Gateway.Config;
 /// Reads gateway.toml (or nothing), applies the seed's environment overrides, and validates every value. Any problem is a
 /// <see cref="ConfigException"/> with one line naming the key, never a stack trace.
 /// </summary>
-public static class ConfigLoader
+public static partial class ConfigLoader
 {
     public static GatewayOptions LoadFile(string path, IReadOnlyDictionary<string, string?>? env = null)
     {
@@ -49,22 +49,21 @@ public static class ConfigLoader
         return result;
     }
 
-    // Tomlyn reports "(line,col) : error : ..." possibly twice; keep the innermost reason and quote the offending line.
+    // Tomlyn wraps "(line,col) : error : reason" inside converter messages, sometimes twice; keep the innermost and quote the line.
     private static string Describe(string message, string text)
     {
-        var firstLine = message.Split('\n')[0].Trim();
-        var reason = firstLine;
-        var marker = firstLine.LastIndexOf(" : error : ", StringComparison.Ordinal);
-        if (marker >= 0) reason = firstLine[(marker + 11)..];
-        if (firstLine.StartsWith('(') && firstLine.IndexOf(',') is var comma and > 0 &&
-            int.TryParse(firstLine.AsSpan(1, comma - 1), CultureInfo.InvariantCulture, out var line))
-        {
-            var lines = text.Split('\n');
-            var quoted = line >= 1 && line <= lines.Length ? lines[line - 1].Trim() : "";
-            return $"line {line}: `{quoted}`: {reason.TrimEnd('.')}";
-        }
-        return reason;
+        var matches = TomlLocation().Matches(message);
+        if (matches.Count == 0) return message.Split('\n')[0].Trim();
+        var last = matches[^1];
+        var line = int.Parse(last.Groups[1].ValueSpan, CultureInfo.InvariantCulture);
+        var reason = last.Groups[2].Value.Trim().TrimEnd('.');
+        var lines = text.Split('\n');
+        var quoted = line >= 1 && line <= lines.Length ? lines[line - 1].Trim() : "";
+        return $"line {line}: `{quoted}`: {reason}";
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\((\d+),\d+\) : error : ([^\r\n]*?)(?=$|\r|\n| \(\d+,\d+\) : error)")]
+    private static partial System.Text.RegularExpressions.Regex TomlLocation();
 
     private static GatewayOptions Validate(TomlFile f, string source, IReadOnlyDictionary<string, string?> env)
     {

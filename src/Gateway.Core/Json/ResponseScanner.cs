@@ -30,8 +30,12 @@ public static class ResponseScanner
             var reader = new Utf8JsonReader(json);
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return false;
             int previousValueEnd = (int)reader.BytesConsumed;
+            bool first = true, usageWasFirst = false;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
+                // usage as the first member: cut from its name to the next name, so no comma is left dangling.
+                if (usageWasFirst) { scan.UsageCutEnd = (int)reader.TokenStartIndex; usageWasFirst = false; }
+                int nameStart = (int)reader.TokenStartIndex;
                 if (reader.ValueTextEquals("model"u8))
                 {
                     reader.Read();
@@ -51,8 +55,9 @@ public static class ResponseScanner
                         ReadUsage(ref reader, ref scan);
                     }
                     else reader.Skip();
-                    scan.UsageCutStart = previousValueEnd;
+                    scan.UsageCutStart = first ? nameStart : previousValueEnd;
                     scan.UsageCutEnd = (int)reader.BytesConsumed;
+                    usageWasFirst = first;
                 }
                 else if (reader.ValueTextEquals("choices"u8))
                 {
@@ -66,6 +71,7 @@ public static class ResponseScanner
                     reader.Skip();
                 }
                 previousValueEnd = (int)reader.BytesConsumed;
+                first = false;
             }
             return reader.TokenType == JsonTokenType.EndObject;
         }

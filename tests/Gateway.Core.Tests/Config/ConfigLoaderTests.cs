@@ -1,0 +1,131 @@
+using Gateway.Config;
+
+namespace Gateway.Tests.Config;
+
+public sealed class ConfigLoaderTests
+{
+    private static readonly Dictionary<string, string?> NoEnv = new();
+
+    private static GatewayOptions Load(string toml, Dictionary<string, string?>? env = null) => ConfigLoader.Load(toml, "gateway.toml", env ?? NoEnv);
+
+    private static string Error(string toml, Dictionary<string, string?>? env = null) =>
+        Assert.Throws<ConfigException>(() => Load(toml, env)).Message;
+
+    [Fact]
+    public void The_shipped_gateway_toml_is_valid()
+    {
+        var path = Path.Combine(AppContext.BaseDirectory, "../../../../../gateway.toml");
+        var options = ConfigLoader.LoadFile(path, NoEnv);
+        Assert.Equal(8080, options.Server.Port);
+        var model = Assert.Single(options.Models);
+        Assert.Equal("qwen", model.Name);
+        Assert.Equal(false, model.EnableThinking);
+        Assert.Equal("You are terse.", model.SystemPromptPrefix);
+        Assert.Equal(new KeyValuePair<string, string>("temperature", "0.7"), Assert.Single(model.DefaultParams));
+        Assert.Single(options.Keys);
+    }
+
+    [Fact]
+    public void An_empty_file_gives_the_seed_defaults()
+    {
+        var o = Load("");
+        Assert.Equal(8080, o.Server.Port);
+        Assert.Equal(TimeSpan.FromSeconds(30), o.Server.ReadTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(300), o.Server.WriteTimeout);
+        Assert.Equal(60, o.DefaultRpm);
+        Assert.Equal(100_000, o.DefaultTpm);
+        Assert.Equal(TimeSpan.FromSeconds(10), o.HealthCheck.Interval);
+        Assert.Equal(3, o.HealthCheck.HealthyThreshold);
+        Assert.Equal(1, o.HealthCheck.UnhealthyThreshold);
+        Assert.Equal(TimeSpan.FromSeconds(30), o.CacheRefreshInterval);
+        Assert.Equal("info", o.LogLevel);
+        Assert.Equal("json", o.LogFormat);
+        Assert.Null(o.DatabaseUrl);
+        Assert.Null(o.RedisUrl);
+        Assert.True(o.Proxy.PooledConnectionIdleTimeout < TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public void Environment_overrides_win()
+    {
+        var env = new Dictionary<string, string?>
+        {
+            ["DATABASE_URL"] = "Host=db", ["REDIS_URL"] = "redis:6379", ["ADMIN_API_KEY"] = "secret",
+            ["PORT"] = "9999", ["LOG_LEVEL"] = "DEBUG", ["LOG_FORMAT"] = "text",
+        };
+        var o = Load("[server]\nport = 1\n[database]\nurl = \"x\"\n[logging]\nlevel = \"error\"\n", env);
+        Assert.Equal(9999, o.Server.Port);
+        Assert.Equal("Host=db", o.DatabaseUrl);
+        Assert.Equal("redis:6379", o.RedisUrl);
+        Assert.Equal("secret", o.AdminKey);
+        Assert.Equal("debug", o.LogLevel);
+        Assert.Equal("text", o.LogFormat);
+    }
+
+    [Theory]
+    [InlineData("[server]\nport = \"x\"", "line 2: `port = \"x\"`")]
+    [InlineData("[server]\nport = 70000", "server.port: 70000 is out of range")]
+    [InlineData("[server]\nread_timeout = \"soon\"", "server.read_timeout: 'soon' is not a duration")]
+    [InlineData("[server]\nmax_body_byte = 5", "server.max_body_byte: unknown key")]
+    [InlineData("[servr]\nport = 1", "servr: unknown key")]
+    [InlineData("[server\nport = 1", "line 1")]
+    [InlineData("[logging]\nlevel = \"loud\"", "logging.level: 'loud' is not one of")]
+    [InlineData("[[models]]\nmodel_id = \"x\"", "models[0].name: is required")]
+    [InlineData("[[models]]\nname = \"a\"", "models[0].model_id: is required")]
+    [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\n[[models]]\nname = \"a\"\nmodel_id = \"y\"", "models[1].name: 'a' is defined twice")]
+    [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\n[[models.backends]]\nurl = \"ftp://h\"", "models[0].backends[0].url: 'ftp://h' is not an http(s) URL")]
+    [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\n[[models.backends]]\nurl = \"localhost:8000\"", "is not an http(s) URL")]
+    [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\n[[models.backends]]\nurl = \"http://h\"\nweight = 0", "models[0].backends[0].weight: 0 must be between")]
+    [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\n[[models.backends]]\nurl = \"http://h\"\nwieght = 2", "models[0].backends[0].wieght: unknown key")]
+    [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\nreasoning_config = { enable_thinking = \"no\" }", "reasoning_config.enable_thinking: must be true or false")]
+    [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\ndefault_params = { model = \"z\" }", "default_params.model: cannot be defaulted")]
+    [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\ntransforms = { prefix = \"z\" }", "transforms.prefix: unknown key")]
+    [InlineData("[[keys]]\nname = \"k\"", "keys[0]: needs key or key_hash")]
+    [InlineData("[[keys]]\nname = \"k\"\nkey = \"sk-123\"", "keys[0].key: must be 'ml-'")]
+    [InlineData("[[keys]]\nname = \"k\"\nkey_hash = \"abc\"", "keys[0].key_hash: must be 64 hex")]
+    [InlineData("[[keys]]\nname = \"k\"\nkey_hash = \"0000000000000000000000000000000000000000000000000000000000000000\"\nexpires_at = \"tomorrow\"", "keys[0].expires_at")]
+    public void Bad_values_fail_with_one_line_naming_the_key(string toml, string expected)
+    {
+        var message = Error(toml);
+        Assert.Contains(expected, message);
+        Assert.StartsWith("gateway.toml: ", message);
+        Assert.DoesNotContain("\n", message.TrimEnd());
+        Assert.DoesNotContain("   at ", message);
+    }
+
+    [Fact]
+    public void A_bad_port_in_the_environment_is_named()
+    {
+        Assert.Contains("PORT", Error("", new() { ["PORT"] = "eighty" }));
+    }
+
+    [Theory]
+    [InlineData("30s", 30_000)]
+    [InlineData("500ms", 500)]
+    [InlineData("5m", 300_000)]
+    [InlineData("1h", 3_600_000)]
+    [InlineData("1m30s", 90_000)]
+    [InlineData("0", 0)]
+    public void Durations_parse_like_go(string text, int ms)
+    {
+        Assert.True(Durations.TryParse(text, out var value));
+        Assert.Equal(TimeSpan.FromMilliseconds(ms), value);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("30")]
+    [InlineData("s")]
+    [InlineData("3 days")]
+    [InlineData("1x")]
+    public void Bad_durations_do_not_parse(string text) => Assert.False(Durations.TryParse(text, out _));
+
+    [Fact]
+    public void Plain_keys_are_stored_only_as_hashes()
+    {
+        var o = Load("[[keys]]\nname = \"k\"\nkey = \"ml-" + new string('a', 64) + "\"");
+        var key = Assert.Single(o.Keys);
+        Assert.Equal(Gateway.Auth.ApiKey.HashHex("ml-" + new string('a', 64)), key.KeyHashHex);
+        Assert.Equal("ml-aaaaaaaa", key.KeyPrefix);
+    }
+}

@@ -1,0 +1,54 @@
+using System.Text;
+using Gateway.Json;
+
+namespace Gateway.Tests.Json;
+
+public sealed class ResponseRewriterTests
+{
+    private static string Rewrite(string json, bool stripUsage, out ResponseScan scan)
+    {
+        var bytes = Encoding.UTF8.GetBytes(json);
+        Assert.True(ResponseScanner.TryScan(bytes, out scan));
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        ResponseRewriter.Write(bytes, scan, "\"qwen\""u8, stripUsage, output);
+        return Encoding.UTF8.GetString(output.WrittenSpan);
+    }
+
+    [Fact]
+    public void Rewrites_the_top_level_model_and_reads_usage()
+    {
+        var json = "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"Qwen/Q\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"model\"}}],\"usage\":{\"prompt_tokens\":10,\"total_tokens\":30,\"completion_tokens\":20}}";
+        var output = Rewrite(json, stripUsage: false, out var scan);
+        Assert.Equal(json.Replace("\"Qwen/Q\"", "\"qwen\""), output);
+        Assert.Equal(10, scan.PromptTokens);
+        Assert.Equal(20, scan.CompletionTokens);
+    }
+
+    [Fact]
+    public void A_nested_model_key_is_left_alone()
+    {
+        var json = "{\"data\":[{\"model\":\"inner\"}],\"model\":\"outer\"}";
+        Assert.Equal("{\"data\":[{\"model\":\"inner\"}],\"model\":\"qwen\"}", Rewrite(json, false, out _));
+    }
+
+    [Theory]
+    [InlineData("{\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":1}}", "{\"model\":\"qwen\",\"choices\":[]}")]
+    [InlineData("{\"usage\":{\"prompt_tokens\":1},\"model\":\"m\"}", "{\"model\":\"qwen\"}")]
+    [InlineData("{ \"usage\" : null , \"a\":1}", "{ \"a\":1}")]
+    [InlineData("{\"usage\":{}}", "{}")]
+    [InlineData("{\"a\":1,\"usage\":{},\"b\":2}", "{\"a\":1,\"b\":2}")]
+    public void Cuts_usage_when_asked_and_stays_valid_json(string json, string expected)
+    {
+        var output = Rewrite(json, stripUsage: true, out var scan);
+        Assert.Equal(expected, output);
+        Assert.True(scan.UsageCutStart >= 0);
+        using var doc = System.Text.Json.JsonDocument.Parse(output);
+    }
+
+    [Theory]
+    [InlineData("[1,2]")]
+    [InlineData("not json")]
+    [InlineData("{\"model\":")]
+    public void Non_objects_are_not_scanned(string json) =>
+        Assert.False(ResponseScanner.TryScan(Encoding.UTF8.GetBytes(json), out _));
+}

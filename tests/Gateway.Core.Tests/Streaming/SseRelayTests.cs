@@ -1,0 +1,165 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.ServerSentEvents;
+using System.Text;
+using System.Text.Json;
+using Gateway.Streaming;
+
+namespace Gateway.Tests.Streaming;
+
+public sealed class SseRelayTests
+{
+    private static readonly byte[] Alias = "\"qwen\""u8.ToArray();
+
+    /// <summary>Feeds <paramref name="upstream"/> to the relay in pieces of <paramref name="chunk"/> bytes; returns what the client got.</summary>
+    private static async Task<(string Output, RelayOutcome Outcome, StreamState State)> Relay(
+        string upstream, bool includeUsage, bool continuous, int chunk = int.MaxValue)
+    {
+        var bytes = Encoding.UTF8.GetBytes(upstream);
+        var source = new Pipe();
+        var sink = new Pipe();
+        var state = new StreamState(Alias, includeUsage, continuous);
+        var relay = SseRelay.RunAsync(source.Reader, sink.Writer, state, CancellationToken.None).AsTask();
+        for (int i = 0; i < bytes.Length; i += chunk)
+        {
+            await source.Writer.WriteAsync(bytes.AsMemory(i, Math.Min(chunk, bytes.Length - i)));
+        }
+        await source.Writer.CompleteAsync();
+        var outcome = await relay;
+        await sink.Writer.CompleteAsync();
+        var read = await sink.Reader.ReadAtLeastAsync(int.MaxValue);
+        var output = Encoding.UTF8.GetString(read.Buffer.ToArray());
+        return (output, outcome, state);
+    }
+
+    private static List<string> Events(string sse)
+    {
+        var parser = SseParser.Create(new MemoryStream(Encoding.UTF8.GetBytes(sse)));
+        return parser.Enumerate().Select(e => e.Data).ToList();
+    }
+
+    [Theory]
+    [InlineData(int.MaxValue)]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(100)]
+    public async Task Rewrites_the_model_in_every_chunk_whatever_the_read_sizes(int chunk)
+    {
+        var (output, outcome, state) = await Relay(VllmStream.Chat(20), includeUsage: false, continuous: false, chunk);
+        Assert.Equal(RelayOutcome.Completed, outcome);
+        var events = Events(output);
+        Assert.Equal("[DONE]", events[^1]);
+        Assert.Equal(22, events.Count); // role + 20 tokens + [DONE]; the usage-only chunk is dropped
+        foreach (var data in events.SkipLast(1))
+        {
+            using var doc = JsonDocument.Parse(data);
+            Assert.Equal("qwen", doc.RootElement.GetProperty("model").GetString());
+            Assert.False(doc.RootElement.TryGetProperty("usage", out _));
+        }
+        Assert.DoesNotContain(VllmStream.ModelId, output);
+        Assert.Equal(12, state.PromptTokens);
+        Assert.Equal(20, state.CompletionTokens);
+        Assert.Equal(20, state.ContentChunks);
+    }
+
+    [Fact]
+    public async Task Include_usage_gets_exactly_the_final_usage_chunk()
+    {
+        var (output, _, _) = await Relay(VllmStream.Chat(5), includeUsage: true, continuous: false);
+        var events = Events(output);
+        Assert.Equal(8, events.Count); // role + 5 + usage + [DONE]
+        using var usage = JsonDocument.Parse(events[^2]);
+        Assert.Equal(0, usage.RootElement.GetProperty("choices").GetArrayLength());
+        Assert.Equal(5, usage.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
+        foreach (var data in events.Take(6))
+            Assert.False(JsonDocument.Parse(data).RootElement.TryGetProperty("usage", out _));
+    }
+
+    [Fact]
+    public async Task Continuous_usage_passes_through_as_vllm_sent_it_apart_from_the_model()
+    {
+        var upstream = VllmStream.Chat(5);
+        var (output, _, _) = await Relay(upstream, includeUsage: true, continuous: true);
+        Assert.Equal(upstream.Replace("\"" + VllmStream.ModelId + "\"", "\"qwen\""), output);
+    }
+
+    [Fact]
+    public async Task Crlf_framing_is_understood_and_kept()
+    {
+        var (output, outcome, _) = await Relay(VllmStream.Chat(3, newline: "\r\n"), includeUsage: true, continuous: true, chunk: 5);
+        Assert.Equal(RelayOutcome.Completed, outcome);
+        Assert.Equal(VllmStream.Chat(3, newline: "\r\n").Replace("\"" + VllmStream.ModelId + "\"", "\"qwen\""), output);
+    }
+
+    [Fact]
+    public async Task An_upstream_that_ends_without_done_gets_an_error_event_and_no_done()
+    {
+        var (output, outcome, state) = await Relay(VllmStream.Chat(4, done: false, includeUsage: false), includeUsage: false, continuous: false);
+        Assert.Equal(RelayOutcome.UpstreamEndedEarly, outcome);
+        var events = Events(output);
+        Assert.DoesNotContain("[DONE]", events);
+        using var error = JsonDocument.Parse(events[^1]);
+        Assert.Equal("backend_error", error.RootElement.GetProperty("error").GetProperty("code").GetString());
+        Assert.Equal(4, state.CompletionTokens);
+    }
+
+    [Fact]
+    public async Task A_half_event_at_the_end_is_not_sent_as_if_complete()
+    {
+        var full = VllmStream.Chat(2, done: false, includeUsage: false);
+        var (output, outcome, _) = await Relay(full + "data: {\"id\":\"chatcmpl-1\",\"mod", includeUsage: false, continuous: false);
+        Assert.Equal(RelayOutcome.UpstreamEndedEarly, outcome);
+        Assert.DoesNotContain("\"mod\n", output);
+        Assert.Equal(4, Events(output).Count); // role + 2 tokens + error
+    }
+
+    [Theory]
+    [InlineData(": keep-alive comment\n\n")]
+    [InlineData("event: ping\ndata: {}\n\n")]
+    [InlineData("data: not json\n\n")]
+    [InlineData("data: {\"error\":{\"message\":\"boom\"}}\n\n")]
+    public async Task Events_it_does_not_understand_pass_through_unchanged(string evt)
+    {
+        var (output, _, _) = await Relay(evt + "data: [DONE]\n\n", includeUsage: false, continuous: false);
+        Assert.Equal(evt + "data: [DONE]\n\n", output);
+    }
+
+    [Fact]
+    public async Task A_client_that_stops_reading_ends_the_relay_as_client_gone()
+    {
+        var source = new Pipe();
+        var sink = new Pipe();
+        using var state = new StreamState(Alias, false, false);
+        await sink.Reader.CompleteAsync(); // the client went away
+        await source.Writer.WriteAsync(Encoding.UTF8.GetBytes(VllmStream.Chat(3)));
+        var outcome = await SseRelay.RunAsync(source.Reader, sink.Writer, state, CancellationToken.None);
+        Assert.Equal(RelayOutcome.ClientGone, outcome);
+    }
+
+    [Fact]
+    public async Task Cancellation_ends_the_relay_as_client_gone()
+    {
+        var source = new Pipe();
+        var sink = new Pipe();
+        using var state = new StreamState(Alias, false, false);
+        using var cts = new CancellationTokenSource();
+        var relay = SseRelay.RunAsync(source.Reader, sink.Writer, state, cts.Token).AsTask();
+        await source.Writer.WriteAsync("data: {\"model\":\"x\",\"choices\":[]}\n\n"u8.ToArray());
+        cts.Cancel();
+        Assert.Equal(RelayOutcome.ClientGone, await relay);
+    }
+
+    [Fact]
+    public void Event_framing_resumes_where_it_stopped()
+    {
+        var bytes = Encoding.UTF8.GetBytes("data: abc\n");
+        var seq = new ReadOnlySequence<byte>(bytes);
+        long scanned = 0;
+        Assert.False(SseRelay.TryFindEvent(seq, ref scanned, out _, out _));
+        Assert.Equal(9, scanned); // at the newline that may start the blank line
+        var more = new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes("data: abc\n\ndata"));
+        Assert.True(SseRelay.TryFindEvent(more, ref scanned, out var eventLength, out var frameLength));
+        Assert.Equal(9, eventLength);
+        Assert.Equal(11, frameLength);
+    }
+}
