@@ -29,6 +29,14 @@ public sealed class StreamState : IDisposable
     public long LastContentTimestamp { get; internal set; }
     public int ContentChunks { get; internal set; }
 
+    /// <summary>Clears the counters so one state can relay another stream (benchmarks reuse it).</summary>
+    internal void ResetCounters()
+    {
+        PromptTokens = CompletionTokens = FirstContentTimestamp = LastContentTimestamp = 0;
+        Events = ContentChunks = 0;
+        SawDone = false;
+    }
+
     internal PooledBuffer Scratch => _scratch ??= new PooledBuffer(8192);
 
     internal void OnContent()

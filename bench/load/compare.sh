@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Side-by-side load comparison on this machine, in one run: wrk → simulator directly, wrk → nginx proxy_pass → simulator, and
+# wrk → gateway (auth on) → simulator, for JSON and SSE, interleaved over several rounds. Reports medians of req/s, p50/p99
+# latency and the proxy process's CPU µs per request (utime+stime from /proc). Loopback only; bounded in time.
+#
+#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--out FILE]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ROUNDS=3 DURATION=10 CONNECTIONS=32 OUT=""
+while (($#)); do
+  case "$1" in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+command -v wrk >/dev/null && command -v nginx >/dev/null || {
+  echo "installing wrk and nginx" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
+}
+[[ -x out/gateway ]] || ./build.sh publish >&2
+
+SIM_PORT=18000 NGINX_PORT=18081 GW_PORT=18080
+KEY="ml-$(printf 'b%.0s' {1..64})"
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+wait_http() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+
+# Upstream: the built-in simulator with zero delays, 16 tokens per answer (a static, fast upstream).
+out/gateway simulate --host 127.0.0.1 --port $SIM_PORT --tokens 16 >"$WORK/sim.log" 2>&1 & PIDS+=($!)
+wait_http "http://127.0.0.1:$SIM_PORT/health"
+
+cat >"$WORK/gateway.toml" <<TOML
+[server]
+host = "127.0.0.1"
+port = $GW_PORT
+[logging]
+level = "warn"
+[[models]]
+name = "qwen"
+model_id = "Qwen/Qwen2.5-7B-Instruct"
+  [[models.backends]]
+  url = "http://127.0.0.1:$SIM_PORT"
+[[keys]]
+name = "bench"
+key = "$KEY"
+TOML
+out/gateway serve "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
+wait_http "http://127.0.0.1:$GW_PORT/health"
+
+cat >"$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+nginx -c "$WORK/nginx.conf" -p "$WORK"
+wait_http "http://127.0.0.1:$NGINX_PORT/health"
+NGINX_WORKER=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
+
+lua() { # $1 = model, $2 = stream(true|false), $3 = auth header or empty
+  cat <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+$( [[ -n $3 ]] && echo "wrk.headers[\"Authorization\"] = \"Bearer $3\"" )
+wrk.body = '{"model":"$1","messages":[{"role":"user","content":"Hello! How are you today?"}],"max_tokens":16,"stream":$2}'
+LUA
+}
+lua "Qwen/Qwen2.5-7B-Instruct" false "" >"$WORK/direct-json.lua"
+lua "Qwen/Qwen2.5-7B-Instruct" true "" >"$WORK/direct-sse.lua"
+lua "qwen" false "$KEY" >"$WORK/gw-json.lua"
+lua "qwen" true "$KEY" >"$WORK/gw-sse.lua"
+
+cpu_ticks() { [[ -z $1 ]] && { echo 0; return; }; awk '{print $14+$15}' "/proc/$1/stat"; }
+TCK=$(getconf CLK_TCK)
+
+# One wrk run: prints "reqs_per_s p50_ms p99_ms cpu_us_per_req non2xx"
+run() { # $1 target port, $2 lua, $3 pid to charge CPU to (or empty)
+  local before after out
+  before=$(cpu_ticks "$3")
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:$1/v1/chat/completions" 2>&1)
+  after=$(cpu_ticks "$3")
+  echo "$out" >>"$WORK/wrk.log"
+  awk -v ticks=$((after - before)) -v tck="$TCK" '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /Requests\/sec/ { rps=$2 }
+    /^ +50%/ { p50=ms($2) } /^ +99%/ { p99=ms($2) }
+    /requests in/ { total=$1 }
+    /Non-2xx/ { bad=$NF }
+    END { cpu = (total > 0 && ticks > 0) ? ticks * 1e6 / tck / total : 0; printf "%s %.3f %.3f %.1f %d\n", rps, p50, p99, cpu, bad+0 }' <<<"$out"
+}
+
+declare -A RESULTS
+for round in $(seq 1 "$ROUNDS"); do
+  for kind in json sse; do
+    for target in direct nginx gateway; do
+      case $target in
+        direct) r=$(run $SIM_PORT "$WORK/direct-$kind.lua" "") ;;
+        nginx) r=$(run $NGINX_PORT "$WORK/direct-$kind.lua" "$NGINX_WORKER") ;;
+        gateway) r=$(run $GW_PORT "$WORK/gw-$kind.lua" "$GW_PID") ;;
+      esac
+      RESULTS[$kind,$target]+="$r"$'\n'
+      echo "round $round $kind $target: $r" >&2
+    done
+  done
+done
+
+median() { sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+col() { awk -v c="$1" 'NF { print $c }' <<<"$2" | median; }
+RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
+NGINX_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$NGINX_WORKER/status")
+
+{
+  echo "| path | kind | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s vs nginx | CPU vs nginx |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  for kind in json sse; do
+    n_rps=$(col 1 "${RESULTS[$kind,nginx]}"); n_cpu=$(col 4 "${RESULTS[$kind,nginx]}")
+    for target in direct nginx gateway; do
+      d=${RESULTS[$kind,$target]}
+      rps=$(col 1 "$d"); p50=$(col 2 "$d"); p99=$(col 3 "$d"); cpu=$(col 4 "$d"); bad=$(col 5 "$d")
+      ratio=$(awk -v a="$rps" -v b="$n_rps" 'BEGIN { printf "%.2f×", a/b }')
+      cratio=$( [[ $target == direct ]] && echo "—" || awk -v a="$cpu" -v b="$n_cpu" 'BEGIN { if (b > 0) printf "%.2f×", a/b; else print "—" }')
+      [[ $target == direct ]] && cpu="—"
+      echo "| $target | $kind | $rps | $p50 | $p99 | $cpu | $bad | $ratio | $cratio |"
+    done
+  done
+  echo
+  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores. Gateway RSS after the run: $((RSS_KB / 1024)) MB; nginx worker: $((NGINX_RSS_KB / 1024)) MB."
+} | tee ${OUT:+"$OUT"}

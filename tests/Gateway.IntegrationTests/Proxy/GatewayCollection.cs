@@ -1,0 +1,6 @@
+using Gateway.Testing;
+
+namespace Gateway.IntegrationTests.Proxy;
+
+[CollectionDefinition("gateway")]
+public sealed class GatewayCollection : ICollectionFixture<GatewayFixture>;
