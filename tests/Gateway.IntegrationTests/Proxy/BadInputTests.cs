@@ -154,7 +154,7 @@ public sealed class BadInputTests(GatewayFixture fx)
         Assert.False(string.IsNullOrEmpty(error.GetProperty("type").GetString()));
         var p = error.GetProperty("param");
         Assert.Equal(param, p.ValueKind == JsonValueKind.Null ? null : p.GetString());
-        Assert.Equal(1, doc.RootElement.EnumerateObject().Count());
+        Assert.Single(doc.RootElement.EnumerateObject());
         return error.Clone();
     }
 
