@@ -30,7 +30,7 @@ public sealed class HttpServer : IAsyncDisposable
         options.Limits.MaxConcurrentConnections = null;
         options.Limits.MinResponseDataRate = null; // LLM streams trickle; slow readers are the upstream's pace, not abuse
         options.Listen(endpoint, o => o.Protocols = HttpProtocols.Http1);
-        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions { NoDelay = true }), loggerFactory);
+        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions { NoDelay = true, UnsafePreferInlineScheduling = Environment.GetEnvironmentVariable("GW_INLINE") == "1", IOQueueCount = int.TryParse(Environment.GetEnvironmentVariable("GW_IOQ"), out var q) ? q : Math.Min(Environment.ProcessorCount, 16) }), loggerFactory);
         _server = new KestrelServer(Options.Create(options), transport, loggerFactory);
     }
 

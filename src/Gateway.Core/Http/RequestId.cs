@@ -8,8 +8,16 @@ public static class RequestId
     public static string From(StringValues incoming)
     {
         if (incoming.Count == 1 && incoming[0] is { Length: > 0 and <= 128 } value && IsPrintable(value)) return value;
-        return Guid.NewGuid().ToString("N");
+        return New();
     }
+
+    /// <summary>32 lowercase hex from a fast PRNG: ids must be unique, not secret, and Guid.NewGuid costs a getrandom syscall.</summary>
+    public static string New() => string.Create(32, 0, static (chars, _) =>
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        Random.Shared.NextBytes(bytes);
+        Convert.TryToHexStringLower(bytes, chars, out _);
+    });
 
     private static bool IsPrintable(string value)
     {

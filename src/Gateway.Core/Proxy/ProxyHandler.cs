@@ -139,9 +139,10 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
                 Content = new BufferContent(request.Upstream.WrittenMemory),
             };
             message.Headers.TryAddWithoutValidation(GatewayHeaders.RequestId, requestId);
-            if (exchange.RequestHeaders.Accept is { Count: > 0 } accept) message.Headers.TryAddWithoutValidation(HeaderNames.Accept, accept.ToArray());
+            if (exchange.RequestHeaders.Accept is { Count: > 0 } accept) message.Headers.TryAddWithoutValidation(HeaderNames.Accept, (string?)accept);
 
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
+            // One pooled token source per request carries both the client's abort and the time-to-headers limit.
+            var cts = request.Cancellation(clientAborted);
             cts.CancelAfter(upstream.Options.ResponseHeadersTimeout);
             HttpResponseMessage response;
             try

@@ -14,10 +14,28 @@ internal sealed class ProxyRequest
     public PooledBuffer Upstream = new(4096);
     public PooledBuffer Response = new(4096);
 
+    private CancellationTokenSource _cts = new();
+    private CancellationTokenRegistration _clientAbort;
+
+    /// <summary>A token source for the upstream call that also fires when the client goes away; reused across requests when it was not cancelled.</summary>
+    public CancellationTokenSource Cancellation(CancellationToken clientAborted)
+    {
+        _clientAbort.Dispose();
+        if (!_cts.TryReset())
+        {
+            _cts.Dispose();
+            _cts = new CancellationTokenSource();
+        }
+        _clientAbort = clientAborted.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
+        return _cts;
+    }
+
     public static ProxyRequest Rent() => Pool.TryTake(out var r) ? r : new ProxyRequest();
 
     public static void Return(ProxyRequest request)
     {
+        request._clientAbort.Dispose();
+        request._clientAbort = default;
         request.Body = Shrink(request.Body);
         request.Upstream = Shrink(request.Upstream);
         request.Response = Shrink(request.Response);
