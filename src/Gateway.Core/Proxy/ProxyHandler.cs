@@ -39,7 +39,16 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
         try
         {
             // Step 4: read the body into pooled memory (bounded) and scan it once.
-            var bodyError = CheckContentType(exchange) ?? await ReadBodyAsync(exchange, request.Body);
+            OpenAiError? bodyError;
+            try { bodyError = CheckContentType(exchange) ?? await ReadBodyAsync(exchange, request.Body); }
+            catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
+            {
+                bodyError = OpenAiError.InvalidRequest("The request body could not be read: " + e.Message) with { Status = e.StatusCode is >= 400 and < 500 ? e.StatusCode : 400 };
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or Microsoft.AspNetCore.Connections.ConnectionResetException)
+            {
+                return; // the client went away while sending
+            }
             if (bodyError is { } be) { await exchange.WriteErrorAsync(be); return; }
 
             // Steps 4–7, synchronous: scan, resolve the alias, check the key's models, splice the upstream body.
@@ -178,7 +187,7 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
                 }
                 // Step 10: relay.
                 cts.CancelAfter(Timeout.InfiniteTimeSpan);
-                if (request.Scan.Stream && response.StatusCode == HttpStatusCode.OK)
+                if (request.Scan.Stream && response.StatusCode == HttpStatusCode.OK && IsEventStream(response))
                     await RelayStreamAsync(exchange, request, model, response, cts);
                 else
                     await RelayJsonAsync(exchange, request, model, response, cts.Token);
@@ -186,6 +195,10 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
             return;
         }
     }
+
+    private static bool IsEventStream(HttpResponseMessage response) =>
+        response.Content.Headers.NonValidated.TryGetValues(HeaderNames.ContentType, out var values) &&
+        values.ToString().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase); // NonValidated: no header parsing
 
     private static bool IsConnectFailure(HttpRequestException e) =>
         e.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError ||

@@ -79,6 +79,24 @@ public sealed class BadInputTests(GatewayFixture fx)
         Assert.Equal(before, fx.Simulator.RequestCount);
     }
 
+    [Fact]
+    public async Task A_malformed_chunked_body_is_a_400_not_a_crash()
+    {
+        var before = fx.Simulator.RequestCount;
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", fx.Gateway.Port);
+        var stream = tcp.GetStream();
+        var head = $"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {GatewayFixture.Key}\r\n" +
+                   "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n{}\r\n0\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+        var buffer = new byte[4096];
+        int n = await stream.ReadAsync(buffer);
+        var response = Encoding.ASCII.GetString(buffer, 0, n);
+        Assert.StartsWith("HTTP/1.1 400", response);
+        Assert.Contains("\"error\"", response);
+        Assert.Equal(before, fx.Simulator.RequestCount);
+    }
+
     public static TheoryData<string?, string> Keys => new()
     {
         { null, "Missing API key" },
