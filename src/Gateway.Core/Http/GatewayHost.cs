@@ -24,6 +24,7 @@ public sealed class GatewayHost : IAsyncDisposable
         {
             KeepAliveTimeout = options.Server.IdleTimeout,
             RequestHeadersTimeout = options.Server.ReadTimeout,
+            InlineIo = options.Server.InlineIo,
         });
     }
 

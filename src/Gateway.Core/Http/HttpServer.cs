@@ -30,7 +30,7 @@ public sealed class HttpServer : IAsyncDisposable
         options.Limits.MaxConcurrentConnections = null;
         options.Limits.MinResponseDataRate = null; // LLM streams trickle; slow readers are the upstream's pace, not abuse
         options.Listen(endpoint, o => o.Protocols = HttpProtocols.Http1);
-        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions { NoDelay = true, UnsafePreferInlineScheduling = Environment.GetEnvironmentVariable("GW_INLINE") == "1", IOQueueCount = int.TryParse(Environment.GetEnvironmentVariable("GW_IOQ"), out var q) ? q : Math.Min(Environment.ProcessorCount, 16) }), loggerFactory);
+        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions { NoDelay = true, UnsafePreferInlineScheduling = limits.InlineIo }), loggerFactory);
         _server = new KestrelServer(Options.Create(options), transport, loggerFactory);
     }
 
@@ -60,4 +60,6 @@ public sealed record HttpServerLimits
 {
     public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(120);
     public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>Run request code on the socket threads instead of hopping to the thread pool (see ServerOptions.InlineIo).</summary>
+    public bool InlineIo { get; init; }
 }

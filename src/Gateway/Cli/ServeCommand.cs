@@ -12,6 +12,8 @@ internal static class ServeCommand
     {
         var path = file ?? (File.Exists("gateway.toml") ? "gateway.toml" : null);
         var options = path is null ? ConfigLoader.Load("", "environment") : ConfigLoader.LoadFile(path);
+        // System.Net.Sockets reads this once, when the first socket is created: it must be set before anything opens one.
+        if (options.Server.InlineIo) Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Server.ShutdownTimeout + TimeSpan.FromSeconds(2));
