@@ -71,7 +71,11 @@ public class GatewayFixture : IAsyncLifetime
         Simulator.ClearCaptured();
     }
 
-    public HttpRequestMessage Post(string path, string body, string? key = null, string contentType = "application/json")
+    public HttpRequestMessage Post(string path, string body, string? key = null, string contentType = "application/json") =>
+        CreatePost(path, body, key, contentType);
+
+    /// <summary>A JSON POST with the all-models key (or <paramref name="key"/>; "" = no Authorization header).</summary>
+    public static HttpRequestMessage CreatePost(string path, string body, string? key = null, string contentType = "application/json")
     {
         var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body) };
         request.Content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
