@@ -14,6 +14,9 @@ public static class SseRelay
     private static ReadOnlySpan<byte> DataPrefix => "data:"u8;
     private static ReadOnlySpan<byte> Done => "[DONE]"u8;
 
+    /// <summary>An event larger than this is not an LLM chunk: the upstream is broken, and buffering it further would only grow memory.</summary>
+    public const int MaxEventBytes = 1024 * 1024;
+
     /// <summary>Sent when the upstream breaks mid-stream: an OpenAI-shaped error and no <c>[DONE]</c>, so no client mistakes it for a clean end.</summary>
     public static ReadOnlySpan<byte> BrokenStreamEvent =>
         "data: {\"error\":{\"message\":\"The upstream model server closed the stream before it was complete.\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"backend_error\"}}\n\n"u8;
@@ -50,6 +53,7 @@ public static class SseRelay
                 if (flush.IsCanceled || flush.IsCompleted) return RelayOutcome.ClientGone;
             }
             if (state.SawDone) return RelayOutcome.Completed;
+            if (buffer.Length > MaxEventBytes) return await FailAsync(client, RelayOutcome.UpstreamFailed).ConfigureAwait(false);
             if (read.IsCompleted || read.IsCanceled)
                 return await FailAsync(client, RelayOutcome.UpstreamEndedEarly).ConfigureAwait(false);
         }

@@ -113,6 +113,22 @@ public sealed class SseRelayTests
         Assert.Equal(4, Events(output).Count); // role + 2 tokens + error
     }
 
+    [Fact]
+    public async Task An_endless_event_is_cut_off_with_an_error_instead_of_growing_memory()
+    {
+        var source = new Pipe();
+        var sink = new Pipe();
+        using var state = new StreamState(Alias, false, false);
+        var relay = SseRelay.RunAsync(source.Reader, sink.Writer, state, CancellationToken.None).AsTask();
+        var junk = new byte[64 * 1024];
+        Array.Fill(junk, (byte)'x');
+        for (int i = 0; i < 20 && !relay.IsCompleted; i++) await source.Writer.WriteAsync(junk);
+        Assert.Equal(RelayOutcome.UpstreamFailed, await relay.WaitAsync(TimeSpan.FromSeconds(10)));
+        await sink.Writer.CompleteAsync();
+        var read = await sink.Reader.ReadAtLeastAsync(int.MaxValue);
+        Assert.Contains("backend_error", Encoding.UTF8.GetString(read.Buffer.ToArray()));
+    }
+
     [Theory]
     [InlineData(": keep-alive comment\n\n")]
     [InlineData("event: ping\ndata: {}\n\n")]
