@@ -1,0 +1,143 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Gateway.Limits;
+
+/// <summary>
+/// Embedded mode's limiter: exact for one instance. One small state per scope (key, and key × model), each with its own lock, so
+/// different keys never contend; a check takes at most two locks, always key before model.
+/// </summary>
+public sealed class InProcessRateLimiter(TimeSpan window) : IRateLimiter
+{
+    private const long ExactRequestLogLimit = 10_000; // above this an exact log costs more memory than it is worth
+    private readonly ConcurrentDictionary<ScopeKey, ScopeState> _scopes = new();
+    private readonly long _windowTicks = (long)(window.TotalSeconds * Stopwatch.Frequency);
+
+    public InProcessRateLimiter() : this(TimeSpan.FromMinutes(1)) { }
+
+    public ValueTask<RateDecision> CheckAsync(RateRequest request, CancellationToken cancellationToken = default) =>
+        new(Check(request, Stopwatch.GetTimestamp()));
+
+    internal RateDecision Check(in RateRequest request, long now)
+    {
+        var key = State(new ScopeKey(request.KeyId, null), request.KeyLimits);
+        var model = request.Model is not null && !request.ModelLimits.IsUnlimited
+            ? State(new ScopeKey(request.KeyId, request.Model), request.ModelLimits) : null;
+
+        lock (key.Lock)
+        {
+            if (model is null) return Decide(key, null, request, now);
+            lock (model.Lock) return Decide(key, model, request, now);
+        }
+    }
+
+    public void ChargeTokens(in RateRequest request, long tokens) => ChargeTokens(request, tokens, Stopwatch.GetTimestamp());
+
+    internal void ChargeTokens(in RateRequest request, long tokens, long now)
+    {
+        if (tokens <= 0) return;
+        var key = State(new ScopeKey(request.KeyId, null), request.KeyLimits);
+        lock (key.Lock) key.Tokens.Add(now, _windowTicks, tokens);
+        if (request.Model is null || request.ModelLimits.IsUnlimited) return;
+        var model = State(new ScopeKey(request.KeyId, request.Model), request.ModelLimits);
+        lock (model.Lock) model.Tokens.Add(now, _windowTicks, tokens);
+    }
+
+    private RateDecision Decide(ScopeState key, ScopeState? model, in RateRequest request, long now)
+    {
+        // Check every scope before recording in any, so a request refused by one limit is not counted by the other.
+        var keyCheck = Peek(key, request.KeyLimits, now);
+        var modelCheck = model is null ? default : Peek(model, request.ModelLimits, now);
+        var violation = keyCheck.Violation(LimitViolation.KeyRequests, LimitViolation.KeyTokens);
+        if (violation == LimitViolation.None && model is not null)
+            violation = modelCheck.Violation(LimitViolation.ModelRequests, LimitViolation.ModelTokens);
+
+        if (violation == LimitViolation.None)
+        {
+            Record(key, request.KeyLimits, now, ref keyCheck);
+            if (model is not null) Record(model, request.ModelLimits, now, ref modelCheck);
+        }
+        long retry = violation switch
+        {
+            LimitViolation.KeyRequests => keyCheck.RequestResetTicks,
+            LimitViolation.KeyTokens => keyCheck.TokenResetTicks,
+            LimitViolation.ModelRequests => modelCheck.RequestResetTicks,
+            LimitViolation.ModelTokens => modelCheck.TokenResetTicks,
+            _ => 0,
+        };
+        return new RateDecision(
+            violation == LimitViolation.None, violation,
+            request.KeyLimits.RequestsPerWindow, keyCheck.RequestsRemaining, Ticks(keyCheck.RequestResetTicks),
+            request.KeyLimits.TokensPerWindow, keyCheck.TokensRemaining, Ticks(keyCheck.TokenResetTicks),
+            Ticks(retry));
+    }
+
+    private ScopeCheck Peek(ScopeState state, RateLimits limits, long now)
+    {
+        var check = new ScopeCheck();
+        if (limits.RequestsPerWindow > 0)
+        {
+            long used = state.RequestCount(now, _windowTicks, out check.RequestResetTicks);
+            check.RequestsBlocked = used >= limits.RequestsPerWindow;
+            check.RequestsRemaining = Math.Max(0, limits.RequestsPerWindow - used);
+        }
+        if (limits.TokensPerWindow > 0)
+        {
+            long used = state.Tokens.Total(now, _windowTicks, out check.TokenResetTicks);
+            check.TokensBlocked = used >= limits.TokensPerWindow;
+            check.TokensRemaining = Math.Max(0, limits.TokensPerWindow - used);
+        }
+        return check;
+    }
+
+    private void Record(ScopeState state, RateLimits limits, long now, ref ScopeCheck check)
+    {
+        if (limits.RequestsPerWindow <= 0) return;
+        state.AddRequest(now, _windowTicks, limits.RequestsPerWindow, out check.RequestResetTicks);
+        check.RequestsRemaining = Math.Max(0, check.RequestsRemaining - 1);
+    }
+
+    private static TimeSpan Ticks(long ticks) => ticks <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds((double)ticks / Stopwatch.Frequency);
+
+    private ScopeState State(ScopeKey scope, RateLimits limits) =>
+        _scopes.TryGetValue(scope, out var state) ? state : _scopes.GetOrAdd(scope, static (_, l) => new ScopeState(l.RequestsPerWindow), limits);
+
+    private readonly record struct ScopeKey(string KeyId, string? Model);
+
+    private struct ScopeCheck
+    {
+        public bool RequestsBlocked, TokensBlocked;
+        public long RequestsRemaining, TokensRemaining, RequestResetTicks, TokenResetTicks;
+
+        public readonly LimitViolation Violation(LimitViolation requests, LimitViolation tokens) =>
+            RequestsBlocked ? requests : TokensBlocked ? tokens : LimitViolation.None;
+    }
+
+    private sealed class ScopeState(long requestLimit)
+    {
+        public readonly Lock Lock = new();
+        public readonly BucketWindow Tokens = new();
+        private RequestWindow? _exact = requestLimit is > 0 and <= ExactRequestLogLimit ? new RequestWindow(requestLimit) : null;
+        private BucketWindow? _approx = requestLimit > ExactRequestLogLimit ? new BucketWindow() : null;
+
+        public long RequestCount(long now, long windowTicks, out long resetTicks)
+        {
+            if (_exact is not null) return _exact.Count(now, windowTicks, out resetTicks);
+            _approx ??= new BucketWindow();
+            return _approx.Total(now, windowTicks, out resetTicks);
+        }
+
+        public void AddRequest(long now, long windowTicks, long limit, out long resetTicks)
+        {
+            if (limit <= ExactRequestLogLimit)
+            {
+                _exact ??= new RequestWindow(limit);
+                _exact.Add(now, windowTicks, limit, out resetTicks);
+                return;
+            }
+            _approx ??= new BucketWindow();
+            _approx.Add(now, windowTicks, 1);
+            _approx.Total(now, windowTicks, out resetTicks);
+        }
+    }
+}
