@@ -1,0 +1,141 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Threading.Channels;
+using StackExchange.Redis;
+
+namespace Gateway.Limits;
+
+/// <summary>
+/// Scaled-out mode's limiter: one Lua script per request checks and records RPM and pre-checks TPM for the key and the key × model
+/// scope atomically in Redis, so the limits are exact across instances. Token charges go through a bounded, batched writer that
+/// coalesces live deltas per scope and never drops one (a full queue sends directly). Redis slow or down → allow (fail-open),
+/// count the error, and say so at most once per <see cref="ErrorLogInterval"/>.
+/// </summary>
+public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
+{
+    public static readonly TimeSpan ErrorLogInterval = TimeSpan.FromSeconds(30);
+    private readonly IDatabase _db;
+    private readonly long _windowMs;
+    private readonly TimeSpan _timeout;
+    private readonly Action<string>? _log;
+    private readonly string _instance = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
+    private readonly ConcurrentDictionary<(string KeyId, string? Model), RedisKey[]> _keyNames = new();
+    private readonly Channel<Charge> _charges = Channel.CreateBounded<Charge>(new BoundedChannelOptions(16_384)
+    {
+        SingleReader = true, FullMode = BoundedChannelFullMode.Wait,
+    });
+    private readonly Task _writer;
+    private long _sequence, _errors, _lastErrorLog;
+
+    public RedisRateLimiter(IConnectionMultiplexer redis, TimeSpan window, TimeSpan timeout, Action<string>? log = null)
+    {
+        _db = redis.GetDatabase();
+        _windowMs = (long)window.TotalMilliseconds;
+        _timeout = timeout;
+        _log = log;
+        _writer = Task.Run(WriteChargesAsync);
+    }
+
+    /// <summary>Checks that failed open since start (for gateway_rate_limiter_errors_total).</summary>
+    public long Errors => Interlocked.Read(ref _errors);
+
+    public async ValueTask<RateDecision> CheckAsync(RateRequest request, CancellationToken cancellationToken = default)
+    {
+        bool modelScope = request.Model is not null && !request.ModelLimits.IsUnlimited;
+        var keys = Names(request.KeyId, modelScope ? request.Model : null);
+        RedisValue[] args =
+        [
+            _windowMs, request.KeyLimits.RequestsPerWindow, request.KeyLimits.TokensPerWindow,
+            request.ModelLimits.RequestsPerWindow, request.ModelLimits.TokensPerWindow, NextMember(),
+        ];
+        try
+        {
+            var result = (RedisResult[])(await _db.ScriptEvaluateAsync(RedisScripts.Check, keys, args).WaitAsync(_timeout, cancellationToken))!;
+            var violation = (LimitViolation)(int)result[0];
+            return new RateDecision(
+                violation == LimitViolation.None, violation,
+                request.KeyLimits.RequestsPerWindow, (long)result[1], Ms((long)result[2]),
+                request.KeyLimits.TokensPerWindow, (long)result[3], Ms((long)result[4]),
+                Ms((long)result[5]));
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or InvalidCastException or ObjectDisposedException)
+        {
+            OnError(e);
+            return RateDecision.FailOpen;
+        }
+    }
+
+    public void ChargeTokens(in RateRequest request, long tokens)
+    {
+        if (tokens <= 0) return;
+        bool keyTpm = request.KeyLimits.TokensPerWindow > 0;
+        bool modelTpm = request.Model is not null && request.ModelLimits.TokensPerWindow > 0;
+        if (!keyTpm && !modelTpm) return;
+        var charge = new Charge(request.KeyId, modelTpm ? request.Model : null, keyTpm, tokens);
+        if (!_charges.Writer.TryWrite(charge)) _ = SendAsync(charge); // a full queue is no reason to lose tokens
+    }
+
+    private async Task WriteChargesAsync()
+    {
+        var pending = new Dictionary<(string KeyId, string? Model, bool KeyTpm), long>();
+        var sends = new List<Task>();
+        var reader = _charges.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            // Coalesce what is queued: a stream's many live deltas become one entry per scope per batch.
+            while (pending.Count < 1024 && reader.TryRead(out var c))
+            {
+                var scope = (c.KeyId, c.Model, c.KeyTpm);
+                pending[scope] = pending.GetValueOrDefault(scope) + c.Tokens;
+            }
+            foreach (var ((keyId, model, keyTpm), tokens) in pending) sends.Add(SendAsync(new Charge(keyId, model, keyTpm, tokens)));
+            pending.Clear();
+            try { await Task.WhenAll(sends).ConfigureAwait(false); } catch (Exception) { /* counted in SendAsync */ }
+            sends.Clear();
+        }
+    }
+
+    private async Task SendAsync(Charge charge)
+    {
+        var names = Names(charge.KeyId, charge.Model);
+        var member = NextMember() + ":" + charge.Tokens;
+        RedisKey[] keys;
+        RedisValue[] args;
+        if (charge.KeyTpm && charge.Model is not null) { keys = [names[1], names[3]]; args = [_windowMs, member, member]; }
+        else if (charge.KeyTpm) { keys = [names[1]]; args = [_windowMs, member]; }
+        else { keys = [names[3]]; args = [_windowMs, member]; }
+        try
+        {
+            await _db.ScriptEvaluateAsync(RedisScripts.Charge, keys, args).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
+        {
+            OnError(e); // Redis is down: the window is lost with it anyway
+        }
+    }
+
+    private RedisKey[] Names(string keyId, string? model) => _keyNames.GetOrAdd((keyId, model), static k => k.Model is null
+        ? [$"ratelimit:rpm:{{{k.KeyId}}}", $"ratelimit:tpm:{{{k.KeyId}}}"]
+        : [$"ratelimit:rpm:{{{k.KeyId}}}", $"ratelimit:tpm:{{{k.KeyId}}}", $"ratelimit:rpm:{k.Model}:{{{k.KeyId}}}", $"ratelimit:tpm:{k.Model}:{{{k.KeyId}}}"]);
+
+    private string NextMember() => _instance + "-" + Interlocked.Increment(ref _sequence).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static TimeSpan Ms(long ms) => ms <= 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(ms);
+
+    private void OnError(Exception e)
+    {
+        Interlocked.Increment(ref _errors);
+        long now = Stopwatch.GetTimestamp(), last = Interlocked.Read(ref _lastErrorLog);
+        if ((last == 0 || Stopwatch.GetElapsedTime(last, now) >= ErrorLogInterval) && Interlocked.CompareExchange(ref _lastErrorLog, now, last) == last)
+            _log?.Invoke($"rate limiter unavailable, allowing requests (fail-open): {e.GetType().Name}: {e.Message}");
+    }
+
+    /// <summary>Flushes the queued charges, then stops the writer.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _charges.Writer.TryComplete();
+        await _writer.ConfigureAwait(false);
+    }
+
+    private readonly record struct Charge(string KeyId, string? Model, bool KeyTpm, long Tokens);
+}

@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using Gateway.IntegrationTests.Fixtures;
+using Gateway.Limits;
+using Gateway.Testing;
+using StackExchange.Redis;
+using Xunit.Abstractions;
+
+namespace Gateway.IntegrationTests.Limits;
+
+/// <summary>The Redis limiter on a real Redis server: exact limits, across instances, with fail-open when Redis goes away.</summary>
+[Collection(RedisCollection.Name)]
+public sealed class RedisRateLimiterTests(RedisFixture redis, ITestOutputHelper output) : IAsyncLifetime
+{
+    public Task InitializeAsync() => redis.FlushAsync();
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    private RedisRateLimiter Limiter(TimeSpan? window = null, Action<string>? log = null, TimeSpan? timeout = null) =>
+        new(redis.Connection, window ?? TimeSpan.FromSeconds(60), timeout ?? TimeSpan.FromSeconds(2), log);
+
+    private static RateRequest Key(long rpm, long tpm, string id = "k1") => new(id, new RateLimits(rpm, tpm), null, default);
+
+    [Fact]
+    public async Task The_third_request_at_rpm_2_is_refused_with_a_retry_after_that_matches_the_window()
+    {
+        await using var limiter = Limiter();
+        var first = await limiter.CheckAsync(Key(2, 0));
+        Assert.True(first.Allowed);
+        Assert.Equal(1, first.RequestsRemaining);
+        Assert.InRange(first.RequestsReset.TotalSeconds, 59, 60);
+        Assert.True((await limiter.CheckAsync(Key(2, 0))).Allowed);
+        var third = await limiter.CheckAsync(Key(2, 0));
+        Assert.False(third.Allowed);
+        Assert.Equal(LimitViolation.KeyRequests, third.Violation);
+        Assert.Equal(0, third.RequestsRemaining);
+        Assert.InRange(third.RetryAfter.TotalSeconds, 58, 60);
+    }
+
+    [Fact]
+    public async Task Limits_reset_after_a_short_window()
+    {
+        await using var limiter = Limiter(TimeSpan.FromMilliseconds(400));
+        Assert.True((await limiter.CheckAsync(Key(1, 0))).Allowed);
+        Assert.False((await limiter.CheckAsync(Key(1, 0))).Allowed);
+        await Task.Delay(450);
+        Assert.True((await limiter.CheckAsync(Key(1, 0))).Allowed);
+    }
+
+    [Fact]
+    public async Task Charged_tokens_push_the_next_request_over_the_tpm_limit_and_are_flushed_on_dispose()
+    {
+        var r = Key(0, 100);
+        await using (var writer = Limiter())
+        {
+            Assert.True((await writer.CheckAsync(r)).Allowed);
+            for (int i = 0; i < 10; i++) writer.ChargeTokens(r, 7); // live deltas
+            writer.ChargeTokens(r, 30);
+        } // dispose flushes the queue
+        await using var limiter = Limiter();
+        var d = await limiter.CheckAsync(r);
+        Assert.False(d.Allowed);
+        Assert.Equal(LimitViolation.KeyTokens, d.Violation);
+        Assert.Equal(0, d.TokensRemaining);
+    }
+
+    [Fact]
+    public async Task A_model_limit_is_enforced_as_a_second_scope()
+    {
+        await using var limiter = Limiter();
+        var r = new RateRequest("k1", new RateLimits(100, 0), "qwen", new RateLimits(1, 0));
+        Assert.True((await limiter.CheckAsync(r)).Allowed);
+        var refused = await limiter.CheckAsync(r);
+        Assert.Equal(LimitViolation.ModelRequests, refused.Violation);
+        var other = await limiter.CheckAsync(r with { Model = "other" });
+        Assert.True(other.Allowed);
+        Assert.Equal(98, other.RequestsRemaining); // the refused request did not count against the key
+    }
+
+    [Fact]
+    public async Task Two_instances_let_exactly_the_limit_through()
+    {
+        await using var a = Limiter();
+        await using var b = Limiter();
+        int allowed = 0;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, 1000).Select(i => Task.Run(async () =>
+        {
+            var d = await (i % 2 == 0 ? a : b).CheckAsync(Key(100, 0, "shared"));
+            if (d.Allowed) Interlocked.Increment(ref allowed);
+        })));
+        output.WriteLine($"1000 concurrent checks over 2 instances, rpm=100: {allowed} allowed in {clock.ElapsedMilliseconds} ms");
+        Assert.Equal(100, allowed);
+        Assert.Equal(0, a.Errors + b.Errors);
+    }
+
+    [Fact]
+    public async Task One_round_trip_per_check()
+    {
+        await using var limiter = Limiter();
+        await limiter.CheckAsync(Key(10, 10)); // loads the script
+        var server = redis.Connection.GetServer(redis.Connection.GetEndPoints()[0]);
+        long Calls() => server.Info("commandstats").SelectMany(g => g).Where(p => p.Key is "cmdstat_evalsha" or "cmdstat_eval")
+            .Sum(p => long.Parse(p.Value.Split(',')[0].Split('=')[1], System.Globalization.CultureInfo.InvariantCulture));
+        long before = Calls();
+        for (int i = 0; i < 50; i++) await limiter.CheckAsync(Key(1000, 1000));
+        long calls = Calls() - before;
+        output.WriteLine($"50 checks → {calls} script calls");
+        Assert.Equal(50, calls);
+    }
+
+    [Fact]
+    public async Task Redis_down_fails_open_counts_errors_and_recovers()
+    {
+        var logs = new List<string>();
+        await using var limiter = Limiter(log: m => { lock (logs) logs.Add(m); }, timeout: TimeSpan.FromMilliseconds(200));
+        Assert.True((await limiter.CheckAsync(Key(1, 0))).Allowed);
+        await redis.StopServerAsync();
+        try
+        {
+            for (int i = 0; i < 5; i++)
+            {
+                var d = await limiter.CheckAsync(Key(1, 0));
+                Assert.True(d.Allowed);
+                Assert.False(d.HasHeaders);
+            }
+            Assert.True(limiter.Errors >= 5);
+            Assert.Single(logs); // once per interval, not once per request
+        }
+        finally
+        {
+            await redis.StartServerAsync();
+        }
+        var deadline = Stopwatch.StartNew();
+        RateDecision after;
+        do { after = await limiter.CheckAsync(Key(1, 0, "fresh")); } while (!after.HasHeaders && deadline.Elapsed < TimeSpan.FromSeconds(15));
+        Assert.True(after.HasHeaders, "limiting resumed after Redis came back");
+        Assert.False((await limiter.CheckAsync(Key(1, 0, "fresh"))).Allowed);
+    }
+}
