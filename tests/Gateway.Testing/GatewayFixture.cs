@@ -40,6 +40,10 @@ public class GatewayFixture : IAsyncLifetime
     public static GatewayOptions BuildOptions(string simulatorUrl) => new()
     {
         Server = new ServerOptions { Host = "127.0.0.1", Port = 0, MaxBodyBytes = 64 * 1024 },
+        // Tests here exercise the proxy path against fixed backends; health checks and limits have their own tests and hosts.
+        HealthCheck = new HealthCheckOptions { Interval = TimeSpan.Zero },
+        DefaultRpm = 0,
+        DefaultTpm = 0,
         Models =
         [
             new ModelConfig

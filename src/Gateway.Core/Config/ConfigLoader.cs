@@ -122,6 +122,7 @@ public static partial class ConfigLoader
             PooledConnectionIdleTimeout = Duration(px?.PooledConnectionIdleTimeout, "proxy.pooled_connection_idle_timeout", proxy.PooledConnectionIdleTimeout),
             MaxResponseBytes = px?.MaxResponseBytes is { } mr ? (mr >= 1024 ? mr : throw new ConfigException($"{source}: proxy.max_response_bytes: {mr} is below 1024")) : proxy.MaxResponseBytes,
             MaxAttempts = Int(px?.MaxAttempts, "proxy.max_attempts", proxy.MaxAttempts, 1, 10),
+            PassiveFailureThreshold = Int(px?.PassiveFailureThreshold, "proxy.passive_failure_threshold", proxy.PassiveFailureThreshold, 1, 1000),
         };
 
         var level = (Env("LOG_LEVEL") ?? f.Logging?.Level ?? "info").ToLowerInvariant();
@@ -146,6 +147,9 @@ public static partial class ConfigLoader
             AdminKey = Env("ADMIN_API_KEY") ?? NullIfEmpty(f.Auth?.AdminKey),
             DefaultRpm = defaultRpm,
             DefaultTpm = defaultTpm,
+            RateLimitWindow = Duration(f.RateLimits?.Window, "rate_limits.window", TimeSpan.FromMinutes(1)) is { } w && w > TimeSpan.Zero
+                ? w : throw new ConfigException($"{source}: rate_limits.window: must be longer than zero"),
+            RateLimiterTimeout = Duration(f.RateLimits?.RedisTimeout, "rate_limits.redis_timeout", TimeSpan.FromMilliseconds(10)),
             HealthCheck = health,
             CacheRefreshInterval = Duration(f.Registry?.CacheRefreshInterval, "registry.cache_refresh_interval", TimeSpan.FromSeconds(30)),
             LogLevel = level,
@@ -198,6 +202,15 @@ public static partial class ConfigLoader
                     if (prefix.Length == 0) prefix = null;
                 }
 
+            long? rpm = null, tpm = null;
+            if (m.RateLimits is { } rl)
+                foreach (var (key, value) in rl)
+                {
+                    if (key is not ("rpm" or "tpm")) fail($"{at}.rate_limits.{key}", "unknown key (use rpm and tpm)");
+                    if (value is not long n || n < 0) { fail($"{at}.rate_limits.{key}", "must be a whole number ≥ 0"); n = 0; }
+                    if (key == "rpm") rpm = n; else tpm = n;
+                }
+
             var backends = new List<BackendConfig>();
             var urls = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
             for (int j = 0; j < (m.Backends?.Count ?? 0); j++)
@@ -219,6 +232,7 @@ public static partial class ConfigLoader
             {
                 Name = m.Name!, ModelId = m.ModelId!, Active = m.Active ?? true,
                 DefaultParams = defaults, EnableThinking = thinking, SystemPromptPrefix = prefix, Backends = backends,
+                RpmLimit = rpm, TpmLimit = tpm,
             });
         }
         return result;

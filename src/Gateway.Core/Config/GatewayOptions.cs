@@ -11,6 +11,10 @@ public sealed record GatewayOptions
     public string? AdminKey { get; init; }
     public long DefaultRpm { get; init; } = 60;
     public long DefaultTpm { get; init; } = 100_000;
+    /// <summary>The sliding window of every limit; a minute in production, shorter in tests.</summary>
+    public TimeSpan RateLimitWindow { get; init; } = TimeSpan.FromMinutes(1);
+    /// <summary>How long a request waits for Redis before it is allowed without a decision (fail-open).</summary>
+    public TimeSpan RateLimiterTimeout { get; init; } = TimeSpan.FromMilliseconds(10);
     public HealthCheckOptions HealthCheck { get; init; } = new();
     public TimeSpan CacheRefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
     public string LogLevel { get; init; } = "info";
@@ -55,6 +59,8 @@ public sealed record ProxyOptions
     public TimeSpan PooledConnectionIdleTimeout { get; init; } = TimeSpan.FromSeconds(4);
     public long MaxResponseBytes { get; init; } = 64 * 1024 * 1024;
     public int MaxAttempts { get; init; } = 2;
+    /// <summary>Consecutive backend-caused failures (connect errors, 5xx before the first byte) that eject a backend until active checks bring it back.</summary>
+    public int PassiveFailureThreshold { get; init; } = 5;
 }
 
 public sealed record ModelConfig
@@ -67,6 +73,9 @@ public sealed record ModelConfig
     /// <summary>From <c>reasoning_config</c>: <c>enable_thinking</c> or the seed's <c>enabled</c>; null = leave the request alone.</summary>
     public bool? EnableThinking { get; init; }
     public string? SystemPromptPrefix { get; init; }
+    /// <summary>The model's own limits (<c>rate_limits = { rpm = N, tpm = N }</c>), applied per key as a second scope; null = none.</summary>
+    public long? RpmLimit { get; init; }
+    public long? TpmLimit { get; init; }
     public IReadOnlyList<BackendConfig> Backends { get; init; } = [];
 }
 

@@ -49,6 +49,8 @@ public sealed class TomlRateLimits
 {
     public long? DefaultRpm { get; set; }
     public long? DefaultTpm { get; set; }
+    public string? Window { get; set; }
+    public string? RedisTimeout { get; set; }
 }
 
 public sealed class TomlHealthCheck
@@ -76,6 +78,7 @@ public sealed class TomlProxy
     public string? PooledConnectionIdleTimeout { get; set; }
     public long? MaxResponseBytes { get; set; }
     public long? MaxAttempts { get; set; }
+    public long? PassiveFailureThreshold { get; set; }
 }
 
 public sealed class TomlModelEntry
@@ -86,6 +89,7 @@ public sealed class TomlModelEntry
     public TomlTable? DefaultParams { get; set; }
     public TomlTable? ReasoningConfig { get; set; }
     public TomlTable? Transforms { get; set; }
+    public TomlTable? RateLimits { get; set; }
     public List<TomlBackendEntry>? Backends { get; set; }
 }
 

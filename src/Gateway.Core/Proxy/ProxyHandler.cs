@@ -1,11 +1,11 @@
 using System.IO.Pipelines;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Gateway.Auth;
 using Gateway.Config;
 using Gateway.Http;
 using Gateway.Json;
+using Gateway.Limits;
 using Gateway.Routing;
 using Gateway.Streaming;
 using Microsoft.Net.Http.Headers;
@@ -18,9 +18,9 @@ namespace Gateway.Proxy;
 /// client ─► (2) request id ─► (3) auth ─► (4) body + scan ─► (5) resolve ─► (7) splice ─► (8) balance ─► (9) forward ─► (10) relay ─► client
 ///                                                                                                 ▲ retry on another backend before any byte
 /// </code>
-/// Each step is marked below. Step 6 (rate limits) and the accounting of step 11 arrive with their own issues.
+/// Each step is marked below.
 /// </summary>
-public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstream, GatewayOptions options)
+public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstream, IRateLimiter limiter, GatewayOptions options)
 {
     private readonly long _maxBody = options.Server.MaxBodyBytes;
 
@@ -51,12 +51,34 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
             }
             if (bodyError is { } be) { await exchange.WriteErrorAsync(be); return; }
 
-            // Steps 4–7, synchronous: scan, resolve the alias, check the key's models, splice the upstream body.
-            var prepareError = Prepare(request, snapshot, key!, endpoint, out var model);
-            if (prepareError is { } pe) { await exchange.WriteErrorAsync(pe); return; }
+            // Steps 4–5, synchronous: scan, resolve the alias, check the key's models.
+            var resolveError = Resolve(request, snapshot, key!, out var model);
+            if (resolveError is { } re) { await exchange.WriteErrorAsync(re); return; }
+
+            // Step 6: rate limits, one call: RPM check-and-add plus TPM pre-check, for the key and the key × model scope.
+            var rate = new RateRequest(key!.Id, key.Limits, model!.Alias, model.Limits);
+            if (!key.Limits.IsUnlimited || !model.Limits.IsUnlimited)
+            {
+                var decision = await limiter.CheckAsync(rate, exchange.RequestAborted);
+                RateLimitHeaders.Apply(exchange.ResponseHeaders, decision);
+                if (!decision.Allowed)
+                {
+                    long limit = decision.Violation switch
+                    {
+                        LimitViolation.KeyRequests => key.Limits.RequestsPerWindow, LimitViolation.KeyTokens => key.Limits.TokensPerWindow,
+                        LimitViolation.ModelRequests => model.Limits.RequestsPerWindow, _ => model.Limits.TokensPerWindow,
+                    };
+                    await exchange.WriteErrorAsync(RateLimitHeaders.Refusal(decision, limit));
+                    return;
+                }
+            }
+            else rate = default; // nothing to charge
+
+            // Step 7: splice the upstream body.
+            BodySplicer.Splice(request.Body.WrittenSpan, request.Scan, model, endpoint == ProxyEndpoint.ChatCompletions, request.Upstream);
 
             // Steps 8–10: balance, forward (retrying before the first byte), relay.
-            await ForwardAsync(exchange, request, model!, endpoint, requestId);
+            await ForwardAsync(exchange, request, model, endpoint, requestId, rate);
         }
         finally
         {
@@ -99,7 +121,7 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
         }
     }
 
-    private static OpenAiError? Prepare(ProxyRequest request, Snapshot snapshot, KeyEntry key, ProxyEndpoint endpoint, out ModelEntry? model)
+    private static OpenAiError? Resolve(ProxyRequest request, Snapshot snapshot, KeyEntry key, out ModelEntry? model)
     {
         model = null;
         var body = request.Body.WrittenSpan;
@@ -114,21 +136,17 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
         model = nameChars < 0 ? null : snapshot.FindModel(name[..nameChars]);
         if (model is null || !model.Active)
             return OpenAiError.ModelNotFound(nameChars < 0 ? "(too long)" : new string(name[..nameChars]));
-        if (!key.Allows(model.Alias)) return OpenAiError.ModelNotAllowed(model.Alias);
-
-        // Step 7: splice the upstream body.
-        BodySplicer.Splice(body, scan, model, endpoint == ProxyEndpoint.ChatCompletions, request.Upstream);
-        return null;
+        return key.Allows(model.Alias) ? null : OpenAiError.ModelNotAllowed(model.Alias);
     }
 
-    private async Task ForwardAsync(Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId)
+    private async Task ForwardAsync(Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId, RateRequest rate)
     {
         var clientAborted = exchange.RequestAborted;
         Backend? failed = null;
         for (int attempt = 1; ; attempt++)
         {
             // Step 8: balance. A backend that just failed is skipped for the retry.
-            var backend = failed is null ? model.Balancer.Pick() : model.Balancer.Pick(b => !ReferenceEquals(b, failed)) ;
+            var backend = model.Balancer.Pick(exclude: failed);
             if (backend is null)
             {
                 await exchange.WriteErrorAsync(failed is null ? OpenAiError.NoHealthyBackend(model.Alias) : OpenAiError.BackendError("The model server could not be reached."));
@@ -167,19 +185,23 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
                 await exchange.WriteErrorAsync(OpenAiError.BackendTimeout("The model server did not answer in time."));
                 return;
             }
-            catch (HttpRequestException e) when (attempt < upstream.Options.MaxAttempts && IsConnectFailure(e))
+            catch (HttpRequestException) when (attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
             {
-                failed = backend; // nothing was sent: try another backend
+                // Refused, reset or closed before any response byte: the client has seen nothing yet, so another backend gets it.
+                MarkFailed(backend);
+                failed = backend;
                 continue;
             }
             catch (HttpRequestException)
             {
+                MarkFailed(backend);
                 await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server could not be reached."));
                 return;
             }
 
             using (response)
             {
+                if (response.StatusCode >= HttpStatusCode.InternalServerError) MarkFailed(backend);
                 if (response.StatusCode == HttpStatusCode.ServiceUnavailable && attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
                 {
                     failed = backend; // overloaded or starting; no byte reached the client yet
@@ -188,23 +210,29 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
                 // Step 10: relay.
                 cts.CancelAfter(Timeout.InfiniteTimeSpan);
                 if (request.Scan.Stream && response.StatusCode == HttpStatusCode.OK && IsEventStream(response))
-                    await RelayStreamAsync(exchange, request, model, response, cts);
+                    await RelayStreamAsync(exchange, request, model, response, cts, rate);
                 else
-                    await RelayJsonAsync(exchange, request, model, response, cts.Token);
+                    await RelayJsonAsync(exchange, request, model, response, cts.Token, rate);
             }
             return;
         }
+    }
+
+    /// <summary>
+    /// Passive health: a failure the backend caused (never one the client caused) counts against it; enough in a row eject it until
+    /// active checks bring it back. Without active checks nothing could, so then there is no passive ejection either.
+    /// </summary>
+    private void MarkFailed(Backend backend)
+    {
+        if (options.HealthCheck.Interval > TimeSpan.Zero)
+            backend.Health.Record(false, options.HealthCheck.HealthyThreshold, upstream.Options.PassiveFailureThreshold, isActiveCheck: false);
     }
 
     private static bool IsEventStream(HttpResponseMessage response) =>
         response.Content.Headers.NonValidated.TryGetValues(HeaderNames.ContentType, out var values) &&
         values.ToString().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase); // NonValidated: no header parsing
 
-    private static bool IsConnectFailure(HttpRequestException e) =>
-        e.HttpRequestError is HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError ||
-        e.InnerException is SocketException;
-
-    private async Task RelayJsonAsync(Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationToken cancellationToken)
+    private async Task RelayJsonAsync(Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationToken cancellationToken, RateRequest rate)
     {
         var raw = request.Response;
         var max = upstream.Options.MaxResponseBytes;
@@ -232,7 +260,12 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
         var output = request.Body; // the client body is spliced already; reuse its buffer
         output.Clear();
         var json = raw.WrittenSpan;
-        if (ResponseScanner.TryScan(json, out var scan)) ResponseRewriter.Write(json, scan, model.AliasJson, stripUsage: false, output);
+        if (ResponseScanner.TryScan(json, out var scan))
+        {
+            ResponseRewriter.Write(json, scan, model.AliasJson, stripUsage: false, output);
+            // Step 11: charge the tokens (TPM).
+            if (rate.KeyId is not null && scan.HasUsage) limiter.ChargeTokens(rate, scan.PromptTokens + scan.CompletionTokens);
+        }
         else output.Write(json);
 
         var contentType = response.Content.Headers.ContentType?.MediaType == "application/json"
@@ -240,7 +273,7 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
         await exchange.WriteBodyAsync((int)response.StatusCode, contentType, output.WrittenMemory);
     }
 
-    private static async Task RelayStreamAsync(Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationTokenSource upstreamCts)
+    private async Task RelayStreamAsync(Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationTokenSource upstreamCts, RateRequest rate)
     {
         exchange.Response.StatusCode = 200;
         var headers = exchange.ResponseHeaders;
@@ -248,7 +281,10 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
         headers.CacheControl = "no-cache";
         headers[GatewayHeaders.AccelBuffering] = "no";
 
-        using var state = new StreamState(model.AliasJson, request.Scan.ClientIncludeUsage, request.Scan.ClientContinuousUsage);
+        // Step 11 runs inside the relay for streams: every chunk's cumulative usage charges its delta, so a long stream counts
+        // against TPM while it runs and a client that leaves has paid for what it got.
+        using var state = new StreamState(model.AliasJson, request.Scan.ClientIncludeUsage, request.Scan.ClientContinuousUsage,
+            rate.KeyId is null ? null : limiter, rate);
         Stream stream;
         try { stream = await response.Content.ReadAsStreamAsync(upstreamCts.Token); }
         catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)

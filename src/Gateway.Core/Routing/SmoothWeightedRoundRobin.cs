@@ -22,8 +22,8 @@ public sealed class SmoothWeightedRoundRobin
                         _current[i] = previous._current[j];
     }
 
-    /// <summary>Picks among active backends for which <paramref name="eligible"/> is true (null = all); null when none is.</summary>
-    public Backend? Pick(Func<Backend, bool>? eligible = null)
+    /// <summary>Picks among available (active, healthy) backends other than <paramref name="exclude"/>; null when there is none.</summary>
+    public Backend? Pick(Backend? exclude = null)
     {
         lock (_lock)
         {
@@ -32,7 +32,7 @@ public sealed class SmoothWeightedRoundRobin
             for (int i = 0; i < _backends.Length; i++)
             {
                 var b = _backends[i];
-                if (!b.Active || (eligible is not null && !eligible(b))) continue;
+                if (!b.IsAvailable || ReferenceEquals(b, exclude)) continue;
                 _current[i] += b.Weight;
                 total += b.Weight;
                 if (best < 0 || _current[i] > _current[best]) best = i;

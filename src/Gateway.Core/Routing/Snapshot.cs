@@ -31,12 +31,15 @@ public sealed class Snapshot
     public ModelEntry? FindModel(ReadOnlySpan<char> alias) => _modelsBySpan.TryGetValue(alias, out var m) ? m : null;
     public KeyEntry? FindKey(in KeyHash hash) => _keys.TryGetValue(hash, out var k) ? k : null;
 
-    /// <summary>Builds a snapshot from static configuration, reusing balancer state from <paramref name="previous"/> by backend URL.</summary>
-    public static Snapshot FromConfig(GatewayOptions options, Snapshot? previous = null)
+    /// <summary>
+    /// Builds a snapshot from static configuration, reusing balancer state from <paramref name="previous"/> by backend URL and
+    /// backend health from <paramref name="health"/> (both outlive snapshots).
+    /// </summary>
+    public static Snapshot FromConfig(GatewayOptions options, Snapshot? previous = null, BackendHealthRegistry? health = null)
     {
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        var models = options.Models.Select(m => ModelEntry.Create(m, created, previous?.FindModel(m.Name)));
-        var keys = options.Keys.Select(KeyEntry.Create);
+        var models = options.Models.Select(m => ModelEntry.Create(m, created, previous?.FindModel(m.Name), health));
+        var keys = options.Keys.Select(k => KeyEntry.Create(k, options.DefaultRpm, options.DefaultTpm));
         return new Snapshot(models, keys, (previous?.Version ?? 0) + 1);
     }
 }
@@ -58,10 +61,12 @@ public sealed class ModelEntry
     public byte[]? SystemPrefixEscaped { get; init; }
     public required Backend[] Backends { get; init; }
     public required SmoothWeightedRoundRobin Balancer { get; init; }
+    /// <summary>The model's own limits, a second scope per key; unlimited when the model has none.</summary>
+    public Limits.RateLimits Limits { get; init; }
 
-    public static ModelEntry Create(ModelConfig config, long created, ModelEntry? previous)
+    public static ModelEntry Create(ModelConfig config, long created, ModelEntry? previous, BackendHealthRegistry? health = null)
     {
-        var backends = config.Backends.Select(b => new Backend(b.Url, b.Weight, b.Active)).ToArray();
+        var backends = config.Backends.Select(b => new Backend(b.Url, b.Weight, b.Active, health?.For(config.ModelId, b.Url))).ToArray();
         return new ModelEntry
         {
             Alias = config.Name,
@@ -75,6 +80,7 @@ public sealed class ModelEntry
             SystemPrefixEscaped = config.SystemPromptPrefix is { } prefix ? EscapedContent(prefix) : null,
             Backends = backends,
             Balancer = new SmoothWeightedRoundRobin(backends, previous?.Balancer),
+            Limits = new Limits.RateLimits(config.RpmLimit ?? 0, config.TpmLimit ?? 0),
         };
     }
 
@@ -99,11 +105,12 @@ public sealed class DefaultParam(string name, string json)
 /// <summary>One upstream vLLM server.</summary>
 public sealed class Backend
 {
-    public Backend(string url, int weight, bool active)
+    public Backend(string url, int weight, bool active, BackendHealth? health = null)
     {
         Url = url.TrimEnd('/');
         Weight = weight;
         Active = active;
+        Health = health ?? new BackendHealth();
         ChatCompletions = new Uri(Url + "/v1/chat/completions");
         Completions = new Uri(Url + "/v1/completions");
         Embeddings = new Uri(Url + "/v1/embeddings");
@@ -112,6 +119,9 @@ public sealed class Backend
     public string Url { get; }
     public int Weight { get; }
     public bool Active { get; }
+    /// <summary>Shared with the health checker; outlives this snapshot.</summary>
+    public BackendHealth Health { get; }
+    public bool IsAvailable => Active && Health.Healthy;
     public Uri ChatCompletions { get; }
     public Uri Completions { get; }
     public Uri Embeddings { get; }
@@ -130,10 +140,12 @@ public sealed class KeyEntry
     public long? TpmLimit { get; init; }
     public DateTimeOffset? ExpiresAt { get; init; }
     public bool Active { get; init; } = true;
+    /// <summary>The key's limits with the configured defaults applied (a key's null or 0 means "the default").</summary>
+    public Limits.RateLimits Limits { get; init; }
 
     public bool Allows(string alias) => AllowedModels.Count == 0 || AllowedModels.Contains(alias);
 
-    public static KeyEntry Create(KeyConfig config)
+    public static KeyEntry Create(KeyConfig config, long defaultRpm = 0, long defaultTpm = 0)
     {
         KeyHash.TryParseHex(config.KeyHashHex, out var hash);
         return new KeyEntry
@@ -147,6 +159,7 @@ public sealed class KeyEntry
             TpmLimit = config.TpmLimit,
             ExpiresAt = config.ExpiresAt,
             Active = config.Active,
+            Limits = new Limits.RateLimits(config.RpmLimit is > 0 ? config.RpmLimit.Value : defaultRpm, config.TpmLimit is > 0 ? config.TpmLimit.Value : defaultTpm),
         };
     }
 }

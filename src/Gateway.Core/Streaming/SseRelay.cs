@@ -148,11 +148,7 @@ public static class SseRelay
             }
             else if (ResponseScanner.TryScan(payload, out var scan))
             {
-                if (scan.HasUsage)
-                {
-                    state.PromptTokens = scan.PromptTokens;
-                    state.CompletionTokens = Math.Max(state.CompletionTokens, scan.CompletionTokens);
-                }
+                if (scan.HasUsage) state.OnUsage(scan.PromptTokens, scan.CompletionTokens);
                 if (scan.HasContent) state.OnContent();
                 // We always ask vLLM for usage; the client sees it only as far as it asked.
                 if (scan.ChoicesEmpty && scan.HasUsage && !state.ClientIncludeUsage) return;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Gateway.Json;
+using Gateway.Limits;
 
 namespace Gateway.Streaming;
 
@@ -8,8 +9,14 @@ public sealed class StreamState : IDisposable
 {
     private PooledBuffer? _scratch;
 
-    public StreamState(byte[] aliasJson, bool clientIncludeUsage, bool clientContinuousUsage)
+    private readonly IRateLimiter? _limiter;
+    private readonly RateRequest _rate;
+    private long _charged;
+
+    public StreamState(byte[] aliasJson, bool clientIncludeUsage, bool clientContinuousUsage, IRateLimiter? limiter = null, RateRequest rate = default)
     {
+        _limiter = limiter;
+        _rate = rate;
         AliasJson = aliasJson;
         ClientIncludeUsage = clientIncludeUsage;
         // vLLM sends per-chunk usage only when both are set, so that is what the client may see.
@@ -32,12 +39,27 @@ public sealed class StreamState : IDisposable
     /// <summary>Clears the counters so one state can relay another stream (benchmarks reuse it).</summary>
     internal void ResetCounters()
     {
-        PromptTokens = CompletionTokens = FirstContentTimestamp = LastContentTimestamp = 0;
+        PromptTokens = CompletionTokens = FirstContentTimestamp = LastContentTimestamp = _charged = 0;
         Events = ContentChunks = 0;
         SawDone = false;
     }
 
     internal PooledBuffer Scratch => _scratch ??= new PooledBuffer(8192);
+
+    /// <summary>Takes a chunk's cumulative usage and charges what was not charged yet.</summary>
+    internal void OnUsage(long promptTokens, long completionTokens)
+    {
+        PromptTokens = promptTokens;
+        CompletionTokens = Math.Max(CompletionTokens, completionTokens);
+        if (_limiter is null) return;
+        long delta = PromptTokens + CompletionTokens - _charged;
+        if (delta <= 0) return;
+        _charged += delta;
+        _limiter.ChargeTokens(_rate, delta);
+    }
+
+    /// <summary>Tokens charged to the rate limiter so far.</summary>
+    public long ChargedTokens => _charged;
 
     internal void OnContent()
     {

@@ -35,7 +35,7 @@ public sealed class SmoothWeightedRoundRobinTests
         var b = new Backend("http://b", 1, true);
         var wrr2 = new SmoothWeightedRoundRobin([a, b]);
         Assert.All(Enumerable.Range(0, 5), _ => Assert.Same(b, wrr2.Pick()));
-        Assert.Null(wrr2.Pick(x => x != b));
+        Assert.Null(wrr2.Pick(exclude: b));
     }
 
     [Fact]
