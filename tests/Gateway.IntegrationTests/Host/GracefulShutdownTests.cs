@@ -27,7 +27,10 @@ public sealed class GracefulShutdownTests
         }
 
         var streams = Enumerable.Range(0, 5).Select(_ => StreamAsync()).ToArray();
-        await Task.Delay(300); // every stream is under way (20 tokens × 50 ms ≈ 1 s each)
+        // Every stream is under way (20 tokens × 50 ms ≈ 1 s each) once the upstream has them all.
+        var wait = Stopwatch.StartNew();
+        while (simulator.RequestCount < 5 && wait.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(10);
+        Assert.Equal(5, simulator.RequestCount);
         var clock = Stopwatch.StartNew();
         using var drain = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await gateway.StopAsync(drain.Token);
