@@ -1,5 +1,6 @@
 using System.Net;
 using Gateway.Config;
+using Gateway.Observability;
 using Gateway.Proxy;
 using Gateway.Routing;
 
@@ -11,14 +12,19 @@ public sealed class GatewayHost : IAsyncDisposable
     private readonly HttpServer _server;
     private readonly UpstreamClient _upstream;
 
-    public GatewayHost(GatewayOptions options)
+    /// <param name="logSink">Where log lines go; stdout when null (tests pass a stream to capture them).</param>
+    public GatewayHost(GatewayOptions options, Stream? logSink = null)
     {
         Options = options;
+        Metrics = new GatewayMetrics();
+        Log = new GatewayLog(options.LogLevel, options.LogFormat, logSink, Metrics.LogLinesDropped);
         Snapshots = new SnapshotHolder();
-        Snapshots.Swap(Snapshot.FromConfig(options));
+        var snapshot = Snapshot.FromConfig(options);
+        Metrics.Attach(snapshot);
+        Snapshots.Swap(snapshot);
         _upstream = new UpstreamClient(options.Proxy);
-        var proxy = new ProxyHandler(Snapshots, _upstream, options);
-        Application = new GatewayApplication(Snapshots, proxy);
+        var proxy = new ProxyHandler(Snapshots, _upstream, options, Metrics, Log);
+        Application = new GatewayApplication(Snapshots, proxy, Metrics);
         var address = IPAddress.TryParse(options.Server.Host, out var ip) ? ip : IPAddress.Any;
         _server = new HttpServer(new IPEndPoint(address, options.Server.Port), new HttpServerLimits
         {
@@ -30,6 +36,9 @@ public sealed class GatewayHost : IAsyncDisposable
 
     public GatewayOptions Options { get; }
     public SnapshotHolder Snapshots { get; }
+    public GatewayMetrics Metrics { get; }
+    /// <summary>The request and lifecycle log; flushed when the host is disposed.</summary>
+    public GatewayLog Log { get; }
     public GatewayApplication Application { get; }
     public int Port => _server.Port;
 
@@ -42,5 +51,6 @@ public sealed class GatewayHost : IAsyncDisposable
     {
         await _server.DisposeAsync();
         _upstream.Dispose();
+        await Log.DisposeAsync();
     }
 }

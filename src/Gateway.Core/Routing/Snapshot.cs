@@ -58,6 +58,8 @@ public sealed class ModelEntry
     public byte[]? SystemPrefixEscaped { get; init; }
     public required Backend[] Backends { get; init; }
     public required SmoothWeightedRoundRobin Balancer { get; init; }
+    /// <summary>The model's resolved metric children (Observability.ModelMetrics), cached here so a request finds them without a lookup.</summary>
+    internal object? MetricsSlot { get; set; }
 
     public static ModelEntry Create(ModelConfig config, long created, ModelEntry? previous)
     {
@@ -115,6 +117,8 @@ public sealed class Backend
     public Uri ChatCompletions { get; }
     public Uri Completions { get; }
     public Uri Embeddings { get; }
+    /// <summary>The backend's resolved metric children (Observability.BackendMetrics).</summary>
+    internal object? MetricsSlot { get; set; }
 }
 
 /// <summary>An API key as the request path needs it. The plaintext is never here.</summary>
