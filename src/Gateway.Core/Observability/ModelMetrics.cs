@@ -30,6 +30,26 @@ public sealed class ModelMetrics
         TpsByPromptBucket = new Histogram.Child[PromptBuckets.Labels.Length];
         for (int i = 0; i < TpsByPromptBucket.Length; i++)
             TpsByPromptBucket[i] = owner.CompletionTpsByPromptBucket.WithLabels(alias, PromptBuckets.Labels[i]);
+        if (alias.Length == 0) HideUntilUsed();
+    }
+
+    /// <summary>
+    /// Requests without a model never stream tokens; their zero-valued token and stream series would only clutter a scrape.
+    /// prometheus-net republishes a child as soon as its value changes.
+    /// </summary>
+    private void HideUntilUsed()
+    {
+        DurationStream.Unpublish();
+        TimeToFirstToken.Unpublish();
+        InterTokenLatency.Unpublish();
+        CompletionTokensPerSecond.Unpublish();
+        PromptTokensPerRequest.Unpublish();
+        CompletionTokensPerRequest.Unpublish();
+        PromptTokens.Unpublish();
+        CompletionTokens.Unpublish();
+        ActiveStreams.Unpublish();
+        Failovers.Unpublish();
+        foreach (var child in TpsByPromptBucket) child.Unpublish();
     }
 
     internal GatewayMetrics Owner => _owner;

@@ -65,7 +65,7 @@ public sealed class GatewayMetricsTests
     }
 
     [Fact]
-    public void A_request_without_a_model_is_counted_under_the_empty_alias()
+    public async Task A_request_without_a_model_is_counted_under_the_empty_alias_without_empty_token_series()
     {
         var metrics = new GatewayMetrics();
         var r = new RequestRecord();
@@ -73,5 +73,9 @@ public sealed class GatewayMetricsTests
         r.Status = 401;
         metrics.Record(r, Stopwatch.GetTimestamp());
         Assert.Equal(1, metrics.NoModel.Requests(401, false).Value);
+        var text = await Scrape(metrics);
+        Assert.Contains("gateway_requests_total{model=\"\",status_code=\"401\",streaming=\"false\"} 1", text);
+        Assert.DoesNotContain("gateway_time_to_first_token_seconds_count{model=\"\"}", text);
+        Assert.DoesNotContain("gateway_active_streams{model=\"\"}", text);
     }
 }
