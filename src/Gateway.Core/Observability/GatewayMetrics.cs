@@ -110,6 +110,20 @@ public sealed partial class GatewayMetrics
         return b;
     }
 
+    /// <summary>
+    /// Counts a 429 for <paramref name="key"/> (for the rate limiter's step 6). The key's children are cached on the entry;
+    /// <c>key_prefix</c> is the display prefix (never the key), "" when only the hash is known.
+    /// </summary>
+    public void RateLimitHit(KeyEntry key, RateLimitKind kind)
+    {
+        if (key.MetricsSlot is not KeyMetrics k || !ReferenceEquals(k.Owner, this))
+        {
+            k = new KeyMetrics(this, RateLimitHits.WithLabels(key.KeyPrefix, "rpm"), RateLimitHits.WithLabels(key.KeyPrefix, "tpm"));
+            key.MetricsSlot = k;
+        }
+        (kind == RateLimitKind.Tpm ? k.Tpm : k.Rpm).Inc();
+    }
+
     /// <summary>Resolves every model's and backend's children ahead of traffic and publishes backend health, so a scrape shows them at once.</summary>
     public void Attach(Snapshot snapshot)
     {
@@ -127,3 +141,8 @@ public sealed partial class GatewayMetrics
 
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 }
+
+public enum RateLimitKind : byte { Rpm, Tpm }
+
+/// <summary>The rate-limit children of one key.</summary>
+internal sealed record KeyMetrics(GatewayMetrics Owner, Counter.Child Rpm, Counter.Child Tpm);

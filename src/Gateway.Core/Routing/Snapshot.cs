@@ -135,6 +135,9 @@ public sealed class KeyEntry
     public DateTimeOffset? ExpiresAt { get; init; }
     public bool Active { get; init; } = true;
 
+    /// <summary>The key's resolved rate-limit metric children (Observability.KeyMetrics).</summary>
+    internal object? MetricsSlot { get; set; }
+
     public bool Allows(string alias) => AllowedModels.Count == 0 || AllowedModels.Contains(alias);
 
     public static KeyEntry Create(KeyConfig config)

@@ -78,4 +78,17 @@ public sealed class GatewayMetricsTests
         Assert.DoesNotContain("gateway_time_to_first_token_seconds_count{model=\"\"}", text);
         Assert.DoesNotContain("gateway_active_streams{model=\"\"}", text);
     }
+
+    [Fact]
+    public async Task Rate_limit_hits_are_counted_by_key_prefix_and_limit_type()
+    {
+        var metrics = new GatewayMetrics();
+        var key = KeyEntry.Create(new KeyConfig { Name = "k", KeyHashHex = new string('a', 64), KeyPrefix = "ml-abcdefgh" });
+        metrics.RateLimitHit(key, RateLimitKind.Rpm);
+        metrics.RateLimitHit(key, RateLimitKind.Rpm);
+        metrics.RateLimitHit(key, RateLimitKind.Tpm);
+        var text = await Scrape(metrics);
+        Assert.Contains("gateway_rate_limit_hits_total{key_prefix=\"ml-abcdefgh\",limit_type=\"rpm\"} 2", text);
+        Assert.Contains("gateway_rate_limit_hits_total{key_prefix=\"ml-abcdefgh\",limit_type=\"tpm\"} 1", text);
+    }
 }
