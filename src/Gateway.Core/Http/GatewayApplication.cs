@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Gateway.Auth;
 using Gateway.Json;
 using Gateway.Observability;
@@ -14,7 +15,7 @@ namespace Gateway.Http;
 /// The gateway's raw Kestrel application. Step 1 of the request path: route on method and path, then hand off. No middleware,
 /// no HttpContext.
 /// </summary>
-public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler proxy, GatewayMetrics metrics) : IHttpApplication<IFeatureCollection>
+public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler proxy, GatewayMetrics metrics, GatewayLog log) : IHttpApplication<IFeatureCollection>
 {
     private static readonly byte[] HealthBody = """{"status":"ok"}"""u8.ToArray();
     private static readonly byte[] ReadyBody = """{"status":"ready"}"""u8.ToArray();
@@ -26,6 +27,7 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
     public async Task ProcessRequestAsync(IFeatureCollection features)
     {
         var exchange = new Exchange(features);
+        long start = Stopwatch.GetTimestamp();
         try
         {
             await RouteAsync(exchange);
@@ -35,6 +37,23 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
             exchange.Response.Headers.Clear();
             await exchange.WriteErrorAsync(new OpenAiError(500, "server_error", "internal_error", "The gateway failed to handle the request."));
         }
+        if (!LogsItself(exchange.Path)) LogRequest(exchange, start);
+    }
+
+    /// <summary>The proxy routes write their own line (step 11); probes and scrapes would only flood the log.</summary>
+    private static bool LogsItself(string path) =>
+        path is "/v1/chat/completions" or "/v1/completions" or "/v1/embeddings" or "/health" or "/ready" or "/metrics";
+
+    /// <summary>A log line for the other routes (/v1/models, unknown routes, wrong methods). Rare: one small allocation is fine.</summary>
+    private void LogRequest(Exchange exchange, long start)
+    {
+        var record = new RequestRecord();
+        record.Reset(start);
+        record.Status = exchange.Response.StatusCode;
+        record.Method = exchange.Method;
+        record.Path = exchange.Path;
+        record.RequestId = exchange.ResponseHeaders[GatewayHeaders.RequestId].ToString();
+        log.Request(record, Stopwatch.GetTimestamp());
     }
 
     private Task RouteAsync(Exchange exchange)

@@ -24,7 +24,7 @@ public sealed class GatewayHost : IAsyncDisposable
         Snapshots.Swap(snapshot);
         _upstream = new UpstreamClient(options.Proxy);
         var proxy = new ProxyHandler(Snapshots, _upstream, options, Metrics, Log);
-        Application = new GatewayApplication(Snapshots, proxy, Metrics);
+        Application = new GatewayApplication(Snapshots, proxy, Metrics, Log);
         var address = IPAddress.TryParse(options.Server.Host, out var ip) ? ip : IPAddress.Any;
         _server = new HttpServer(new IPEndPoint(address, options.Server.Port), new HttpServerLimits
         {

@@ -90,6 +90,27 @@ public sealed class RequestLogTests(GatewayFixture fx)
     }
 
     [Fact]
+    public async Task Other_routes_are_logged_but_probes_and_scrapes_are_not()
+    {
+        var lines = await RunAsync(async client =>
+        {
+            using (var models = new HttpRequestMessage(HttpMethod.Get, "/v1/models"))
+            {
+                models.Headers.TryAddWithoutValidation("Authorization", "Bearer " + GatewayFixture.Key);
+                (await client.SendAsync(models)).Dispose();
+            }
+            (await client.GetAsync("/nope")).Dispose();
+            (await client.GetAsync("/health")).Dispose();
+            (await client.GetAsync("/metrics")).Dispose();
+        });
+        var requests = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(["/v1/models", "/nope"], requests.Select(r => r.GetProperty("path").GetString()));
+        Assert.Equal([200, 404], requests.Select(r => r.GetProperty("status").GetInt32()));
+        Assert.False(string.IsNullOrEmpty(requests[0].GetProperty("request_id").GetString()));
+        Assert.DoesNotContain(GatewayFixture.Key, string.Join("\n", lines));
+    }
+
+    [Fact]
     public async Task Level_warn_drops_successful_requests()
     {
         var lines = await RunAsync(async client =>
