@@ -77,7 +77,8 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
         }
         catch
         {
-            record.Status = 500; // the router answers an escaped exception with a 500
+            // The router answers an escaped exception with a 500 when nothing was sent yet.
+            record.Status = exchange.Response.HasStarted ? exchange.Response.StatusCode : 500;
             throw;
         }
         finally

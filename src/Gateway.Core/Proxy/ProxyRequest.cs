@@ -38,6 +38,7 @@ internal sealed class ProxyRequest
     {
         request._clientAbort.Dispose();
         request._clientAbort = default;
+        request.Record.Reset(0); // drop references (model, strings) while pooled
         request.Body = Shrink(request.Body);
         request.Upstream = Shrink(request.Upstream);
         request.Response = Shrink(request.Response);
