@@ -32,7 +32,7 @@ public class EndToEndBenchmarks
             Server = new ServerOptions { Host = "127.0.0.1", Port = 0 },
             Models = [new ModelConfig { Name = "qwen", ModelId = "Qwen/Qwen2.5-7B-Instruct", Backends = [new BackendConfig { Url = _simulator.BaseUrl }] }],
             Keys = [new KeyConfig { Name = "bench", KeyHashHex = ApiKey.HashHex(Key) }],
-        });
+        }, logSink: Stream.Null); // request log lines would flood BenchmarkDotNet's output
         await _gateway.StartAsync();
         _client = new HttpClient(new SocketsHttpHandler { UseProxy = false });
         _client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);

@@ -32,7 +32,7 @@ public class GatewayFixture : IAsyncLifetime
     {
         Simulator = await VllmSimulator.StartAsync(new SimulatorOptions { Port = 0, Models = [ModelId, "other/model"] });
         var options = Configure(BuildOptions(Simulator.BaseUrl));
-        Gateway = new GatewayHost(options);
+        Gateway = new GatewayHost(options, logSink: Stream.Null); // request lines would drown the test output; RequestLogTests captures them
         await Gateway.StartAsync();
         Client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = new Uri(BaseUrl), Timeout = TimeSpan.FromSeconds(60) };
     }

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using Gateway.Auth;
 using Gateway.Json;
+using Gateway.Observability;
 using Gateway.Proxy;
 using Gateway.Routing;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -13,7 +15,7 @@ namespace Gateway.Http;
 /// The gateway's raw Kestrel application. Step 1 of the request path: route on method and path, then hand off. No middleware,
 /// no HttpContext.
 /// </summary>
-public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler proxy) : IHttpApplication<IFeatureCollection>
+public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler proxy, GatewayMetrics metrics, GatewayLog log) : IHttpApplication<IFeatureCollection>
 {
     private static readonly byte[] HealthBody = """{"status":"ok"}"""u8.ToArray();
     private static readonly byte[] ReadyBody = """{"status":"ready"}"""u8.ToArray();
@@ -25,6 +27,7 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
     public async Task ProcessRequestAsync(IFeatureCollection features)
     {
         var exchange = new Exchange(features);
+        long start = Stopwatch.GetTimestamp();
         try
         {
             await RouteAsync(exchange);
@@ -34,6 +37,23 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
             exchange.Response.Headers.Clear();
             await exchange.WriteErrorAsync(new OpenAiError(500, "server_error", "internal_error", "The gateway failed to handle the request."));
         }
+        if (!LogsItself(exchange.Path)) LogRequest(exchange, start);
+    }
+
+    /// <summary>The proxy routes write their own line (step 11); probes and scrapes would only flood the log.</summary>
+    private static bool LogsItself(string path) =>
+        path is "/v1/chat/completions" or "/v1/completions" or "/v1/embeddings" or "/health" or "/ready" or "/metrics";
+
+    /// <summary>A log line for the other routes (/v1/models, unknown routes, wrong methods). Rare: one small allocation is fine.</summary>
+    private void LogRequest(Exchange exchange, long start)
+    {
+        var record = new RequestRecord();
+        record.Reset(start);
+        record.Status = exchange.Response.StatusCode;
+        record.Method = exchange.Method;
+        record.Path = exchange.Path;
+        record.RequestId = exchange.ResponseHeaders[GatewayHeaders.RequestId].ToString();
+        log.Request(record, Stopwatch.GetTimestamp());
     }
 
     private Task RouteAsync(Exchange exchange)
@@ -46,6 +66,7 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
             case "/v1/completions": return HttpMethods.IsPost(method) ? proxy.HandleAsync(exchange, ProxyEndpoint.Completions) : NotAllowed(exchange);
             case "/v1/embeddings": return HttpMethods.IsPost(method) ? proxy.HandleAsync(exchange, ProxyEndpoint.Embeddings) : NotAllowed(exchange);
             case "/v1/models": return HttpMethods.IsGet(method) ? ListModelsAsync(exchange) : NotAllowed(exchange);
+            case "/metrics": return IsGetOrHead(method) ? ScrapeAsync(exchange) : NotAllowed(exchange);
             case "/health": return IsGetOrHead(method) ? exchange.WriteBodyAsync(200, "application/json", HealthBody).AsTask() : NotAllowed(exchange);
             case "/ready":
                 if (!IsGetOrHead(method)) return NotAllowed(exchange);
@@ -61,8 +82,16 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
 
     private static Task NotAllowed(Exchange exchange)
     {
-        exchange.ResponseHeaders.Allow = exchange.Path is "/v1/models" or "/health" or "/ready" ? "GET" : "POST";
+        exchange.ResponseHeaders.Allow = exchange.Path is "/v1/models" or "/health" or "/ready" or "/metrics" ? "GET" : "POST";
         return exchange.WriteErrorAsync(OpenAiError.MethodNotAllowed(exchange.Method, exchange.Path)).AsTask();
+    }
+
+    /// <summary>GET /metrics: the Prometheus text format, no auth (as in the seed). Scrapes are rare; buffering one is fine.</summary>
+    private async Task ScrapeAsync(Exchange exchange)
+    {
+        using var buffer = new MemoryStream(16 * 1024);
+        await metrics.WriteAsync(buffer, exchange.RequestAborted);
+        await exchange.WriteBodyAsync(200, GatewayMetrics.ContentType, buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
     }
 
     /// <summary>GET /v1/models: the snapshot's active models, filtered by the key's allowed models, in the seed's shape.</summary>

@@ -1,6 +1,7 @@
 using System.Net;
 using Gateway.Config;
 using Gateway.Limits;
+using Gateway.Observability;
 using Gateway.Proxy;
 using Gateway.Routing;
 
@@ -13,18 +14,24 @@ public sealed class GatewayHost : IAsyncDisposable
     private readonly UpstreamClient _upstream;
     private readonly HealthChecker? _healthChecker;
 
-    public GatewayHost(GatewayOptions options)
+    /// <param name="logSink">Where log lines go; stdout when null (tests pass a stream to capture them).</param>
+    public GatewayHost(GatewayOptions options, Stream? logSink = null)
     {
         Options = options;
+        Metrics = new GatewayMetrics();
+        Log = new GatewayLog(options.LogLevel, options.LogFormat, logSink, Metrics.LogLinesDropped);
         Snapshots = new SnapshotHolder();
         Health = new BackendHealthRegistry();
-        Snapshots.Swap(Snapshot.FromConfig(options, health: Health));
-        // health_check.interval = 0 turns active checks off (passive marks still apply).
+        var snapshot = Snapshot.FromConfig(options, health: Health);
+        Metrics.Attach(snapshot);
+        Snapshots.Swap(snapshot);
+        // health_check.interval = 0 turns active checks off (and with them passive ejection, which only they could undo).
         _healthChecker = options.HealthCheck.Interval > TimeSpan.Zero ? new HealthChecker(Snapshots, Health, options.HealthCheck) : null;
+        if (_healthChecker is not null) _healthChecker.StateChanged += OnHealthChanged;
         _upstream = new UpstreamClient(options.Proxy);
         Limiter = new InProcessRateLimiter(options.RateLimitWindow);
-        var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options);
-        Application = new GatewayApplication(Snapshots, proxy);
+        var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options, Metrics, Log);
+        Application = new GatewayApplication(Snapshots, proxy, Metrics, Log);
         var address = IPAddress.TryParse(options.Server.Host, out var ip) ? ip : IPAddress.Any;
         _server = new HttpServer(new IPEndPoint(address, options.Server.Port), new HttpServerLimits
         {
@@ -34,10 +41,23 @@ public sealed class GatewayHost : IAsyncDisposable
         });
     }
 
+    private void OnHealthChanged(string modelId, string url, bool healthy)
+    {
+        foreach (var model in Snapshots.Current?.Models ?? [])
+            if (model.ModelId == modelId)
+                foreach (var backend in model.Backends)
+                    if (string.Equals(backend.Url, url.TrimEnd('/'), StringComparison.OrdinalIgnoreCase))
+                        Metrics.For(model, backend).Health.Set(healthy && backend.Active ? 1 : 0);
+        Log.Info($"backend {url} for {modelId} is now {(healthy ? "healthy" : "unhealthy")}");
+    }
+
     public GatewayOptions Options { get; }
     public SnapshotHolder Snapshots { get; }
     public BackendHealthRegistry Health { get; }
     public IRateLimiter Limiter { get; }
+    public GatewayMetrics Metrics { get; }
+    /// <summary>The request and lifecycle log; flushed when the host is disposed.</summary>
+    public GatewayLog Log { get; }
     public GatewayApplication Application { get; }
     public int Port => _server.Port;
 
@@ -56,5 +76,6 @@ public sealed class GatewayHost : IAsyncDisposable
         if (_healthChecker is not null) await _healthChecker.DisposeAsync();
         if (Limiter is IAsyncDisposable limiter) await limiter.DisposeAsync();
         _upstream.Dispose();
+        await Log.DisposeAsync();
     }
 }

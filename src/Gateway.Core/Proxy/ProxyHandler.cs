@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
 using System.Text;
@@ -6,6 +8,7 @@ using Gateway.Config;
 using Gateway.Http;
 using Gateway.Json;
 using Gateway.Limits;
+using Gateway.Observability;
 using Gateway.Routing;
 using Gateway.Streaming;
 using Microsoft.Net.Http.Headers;
@@ -18,26 +21,39 @@ namespace Gateway.Proxy;
 /// client ─► (2) request id ─► (3) auth ─► (4) body + scan ─► (5) resolve ─► (7) splice ─► (8) balance ─► (9) forward ─► (10) relay ─► client
 ///                                                                                                 ▲ retry on another backend before any byte
 /// </code>
-/// Each step is marked below.
+/// Each step is marked below; step 11 (account: metrics, log line, token charges) runs in a finally, whatever happened.
 /// </summary>
-public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstream, IRateLimiter limiter, GatewayOptions options)
+public sealed class ProxyHandler(
+    SnapshotHolder snapshots, UpstreamClient upstream, IRateLimiter limiter, GatewayOptions options, GatewayMetrics metrics, GatewayLog log)
 {
     private readonly long _maxBody = options.Server.MaxBodyBytes;
 
     public async Task HandleAsync(Exchange exchange, ProxyEndpoint endpoint)
     {
-        // Step 2: request id, echoed to the client and sent upstream.
-        var requestId = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
-        exchange.ResponseHeaders[GatewayHeaders.RequestId] = requestId;
-
-        // Step 3: auth, before reading a byte of the body.
-        var snapshot = snapshots.Current!;
-        var authError = Authenticator.Authenticate(exchange.RequestHeaders.Authorization, snapshot, DateTimeOffset.UtcNow, out var key);
-        if (authError is { } ae) { await exchange.WriteErrorAsync(ae); return; }
-
         var request = ProxyRequest.Rent();
+        var record = request.Record;
+        record.Reset(Stopwatch.GetTimestamp());
         try
         {
+            // Step 2: request id, echoed to the client and sent upstream.
+            var requestId = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
+            exchange.ResponseHeaders[GatewayHeaders.RequestId] = requestId;
+            record.RequestId = requestId;
+            record.Method = exchange.Method;
+            record.Path = exchange.Path;
+            record.OverheadRoute = endpoint switch
+            {
+                ProxyEndpoint.ChatCompletions => metrics.OverheadChat,
+                ProxyEndpoint.Completions => metrics.OverheadCompletions,
+                _ => metrics.OverheadEmbeddings,
+            };
+
+            // Step 3: auth, before reading a byte of the body.
+            var snapshot = snapshots.Current!;
+            var authError = Authenticator.Authenticate(exchange.RequestHeaders.Authorization, snapshot, DateTimeOffset.UtcNow, out var key);
+            if (authError is { } ae) { await ReplyErrorAsync(exchange, record, ae); return; }
+            record.KeyPrefix = key!.KeyPrefix;
+
             // Step 4: read the body into pooled memory (bounded) and scan it once.
             OpenAiError? bodyError;
             try { bodyError = CheckContentType(exchange) ?? await ReadBodyAsync(exchange, request.Body); }
@@ -49,11 +65,12 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
             {
                 return; // the client went away while sending
             }
-            if (bodyError is { } be) { await exchange.WriteErrorAsync(be); return; }
+            if (bodyError is { } be) { await ReplyErrorAsync(exchange, record, be); return; }
 
             // Steps 4–5, synchronous: scan, resolve the alias, check the key's models.
             var resolveError = Resolve(request, snapshot, key!, out var model);
-            if (resolveError is { } re) { await exchange.WriteErrorAsync(re); return; }
+            if (model is not null) { record.Model = model; record.Streaming = request.Scan.Stream; } // a known alias, also on 403/404
+            if (resolveError is { } re) { await ReplyErrorAsync(exchange, record, re); return; }
 
             // Step 6: rate limits, one call: RPM check-and-add plus TPM pre-check, for the key and the key × model scope.
             var rate = new RateRequest(key!.Id, key.Limits, model!.Alias, model.Limits);
@@ -63,12 +80,14 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
                 RateLimitHeaders.Apply(exchange.ResponseHeaders, decision);
                 if (!decision.Allowed)
                 {
+                    bool requests = decision.Violation is LimitViolation.KeyRequests or LimitViolation.ModelRequests;
+                    metrics.RateLimitHit(key, requests ? RateLimitKind.Rpm : RateLimitKind.Tpm);
                     long limit = decision.Violation switch
                     {
                         LimitViolation.KeyRequests => key.Limits.RequestsPerWindow, LimitViolation.KeyTokens => key.Limits.TokensPerWindow,
                         LimitViolation.ModelRequests => model.Limits.RequestsPerWindow, _ => model.Limits.TokensPerWindow,
                     };
-                    await exchange.WriteErrorAsync(RateLimitHeaders.Refusal(decision, limit));
+                    await ReplyErrorAsync(exchange, record, RateLimitHeaders.Refusal(decision, limit));
                     return;
                 }
             }
@@ -80,10 +99,31 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
             // Steps 8–10: balance, forward (retrying before the first byte), relay.
             await ForwardAsync(exchange, request, model, endpoint, requestId, rate);
         }
+        catch
+        {
+            // The router answers an escaped exception with a 500 when nothing was sent yet.
+            record.Status = exchange.Response.HasStarted ? exchange.Response.StatusCode : 500;
+            throw;
+        }
         finally
         {
+            // Step 11: account. Nothing sent = the client left before an answer (nginx's 499).
+            if (record.Status == 0) record.Status = exchange.Response.HasStarted ? exchange.Response.StatusCode : 499;
+            long end = Stopwatch.GetTimestamp();
+            metrics.Record(record, end);
+            log.Request(record, end);
             ProxyRequest.Return(request);
         }
+    }
+
+    /// <summary>The gateway's own time so far, as <c>X-Gateway-Overhead-Ms</c>.</summary>
+    private static void SetOverheadHeader(Exchange exchange, RequestRecord record, long overheadTicks) =>
+        exchange.ResponseHeaders[GatewayHeaders.OverheadMs] = RequestRecord.Milliseconds(overheadTicks).ToString("0.###", CultureInfo.InvariantCulture);
+
+    private static ValueTask ReplyErrorAsync(Exchange exchange, RequestRecord record, in OpenAiError error)
+    {
+        SetOverheadHeader(exchange, record, record.Overhead(Stopwatch.GetTimestamp()));
+        return exchange.WriteErrorAsync(error);
     }
 
     private static OpenAiError? CheckContentType(Exchange exchange)
@@ -141,6 +181,8 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
 
     private async Task ForwardAsync(Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId, RateRequest rate)
     {
+        var record = request.Record;
+        var modelMetrics = metrics.For(model);
         var clientAborted = exchange.RequestAborted;
         Backend? failed = null;
         for (int attempt = 1; ; attempt++)
@@ -149,7 +191,7 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
             var backend = model.Balancer.Pick(exclude: failed);
             if (backend is null)
             {
-                await exchange.WriteErrorAsync(failed is null ? OpenAiError.NoHealthyBackend(model.Alias) : OpenAiError.BackendError("The model server could not be reached."));
+                await ReplyErrorAsync(exchange, record, failed is null ? OpenAiError.NoHealthyBackend(model.Alias) : OpenAiError.BackendError("The model server could not be reached."));
                 return;
             }
 
@@ -171,48 +213,71 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
             // One pooled token source per request carries both the client's abort and the time-to-headers limit.
             var cts = request.Cancellation(clientAborted);
             cts.CancelAfter(upstream.Options.ResponseHeadersTimeout);
+            record.Backend = backend;
+            var backendMetrics = metrics.For(model, backend);
             HttpResponseMessage response;
+            long sent = Stopwatch.GetTimestamp();
             try
             {
                 response = await upstream.Invoker.SendAsync(message, cts.Token);
             }
             catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
             {
+                record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
                 return; // the client left; nothing to answer
             }
             catch (OperationCanceledException)
             {
-                await exchange.WriteErrorAsync(OpenAiError.BackendTimeout("The model server did not answer in time."));
+                record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
+                backendMetrics.Timeout.Inc();
+                await ReplyErrorAsync(exchange, record, OpenAiError.BackendTimeout("The model server did not answer in time."));
                 return;
             }
             catch (HttpRequestException) when (attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
             {
                 // Refused, reset or closed before any response byte: the client has seen nothing yet, so another backend gets it.
-                MarkFailed(backend);
+                record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
+                backendMetrics.Connect.Inc();
+                modelMetrics.Failovers.Inc();
+                MarkFailed(model, backend);
                 failed = backend;
                 continue;
             }
             catch (HttpRequestException)
             {
-                MarkFailed(backend);
-                await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server could not be reached."));
+                record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
+                backendMetrics.Connect.Inc(); // refused, reset or closed before any response header
+                MarkFailed(model, backend);
+                await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server could not be reached."));
                 return;
             }
+            long toHeaders = Stopwatch.GetTimestamp() - sent;
+            record.UpstreamTicks += toHeaders;
+            backendMetrics.Duration.Observe(RequestRecord.Seconds(toHeaders));
 
             using (response)
             {
-                if (response.StatusCode >= HttpStatusCode.InternalServerError) MarkFailed(backend);
+                if ((int)response.StatusCode >= 500)
+                {
+                    backendMetrics.Status5xx.Inc();
+                    MarkFailed(model, backend);
+                }
                 if (response.StatusCode == HttpStatusCode.ServiceUnavailable && attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
                 {
+                    modelMetrics.Failovers.Inc();
                     failed = backend; // overloaded or starting; no byte reached the client yet
                     continue;
                 }
                 // Step 10: relay.
                 cts.CancelAfter(Timeout.InfiniteTimeSpan);
                 if (request.Scan.Stream && response.StatusCode == HttpStatusCode.OK && IsEventStream(response))
-                    await RelayStreamAsync(exchange, request, model, response, cts, rate);
+                {
+                    modelMetrics.ActiveStreams.Inc();
+                    try { await RelayStreamAsync(exchange, request, model, response, cts, backendMetrics, rate); }
+                    finally { modelMetrics.ActiveStreams.Dec(); }
+                }
                 else
-                    await RelayJsonAsync(exchange, request, model, response, cts.Token, rate);
+                    await RelayJsonAsync(exchange, request, model, response, cts.Token, backendMetrics, rate);
             }
             return;
         }
@@ -222,24 +287,29 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
     /// Passive health: a failure the backend caused (never one the client caused) counts against it; enough in a row eject it until
     /// active checks bring it back. Without active checks nothing could, so then there is no passive ejection either.
     /// </summary>
-    private void MarkFailed(Backend backend)
+    private void MarkFailed(ModelEntry model, Backend backend)
     {
-        if (options.HealthCheck.Interval > TimeSpan.Zero)
-            backend.Health.Record(false, options.HealthCheck.HealthyThreshold, upstream.Options.PassiveFailureThreshold, isActiveCheck: false);
+        if (options.HealthCheck.Interval > TimeSpan.Zero &&
+            backend.Health.Record(false, options.HealthCheck.HealthyThreshold, upstream.Options.PassiveFailureThreshold, isActiveCheck: false))
+            metrics.For(model, backend).Health.Set(0);
     }
 
     private static bool IsEventStream(HttpResponseMessage response) =>
         response.Content.Headers.NonValidated.TryGetValues(HeaderNames.ContentType, out var values) &&
         values.ToString().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase); // NonValidated: no header parsing
 
-    private async Task RelayJsonAsync(Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationToken cancellationToken, RateRequest rate)
+    private async Task RelayJsonAsync(
+        Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationToken cancellationToken,
+        BackendMetrics backendMetrics, RateRequest rate)
     {
+        var record = request.Record;
         var raw = request.Response;
         var max = upstream.Options.MaxResponseBytes;
+        long reading = Stopwatch.GetTimestamp();
         try
         {
             var declared = response.Content.Headers.ContentLength;
-            if (declared > max) { await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server's response is too large.")); return; }
+            if (declared > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
             raw.Ensure((int)(declared ?? 4096));
             await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
             while (true)
@@ -247,14 +317,19 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
                 int n = await stream.ReadAsync(raw.GetMemory(16 * 1024), cancellationToken);
                 if (n == 0) break;
                 raw.Advance(n);
-                if (raw.Length > max) { await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server's response is too large.")); return; }
+                if (raw.Length > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
             }
         }
         catch (OperationCanceledException) when (exchange.RequestAborted.IsCancellationRequested) { return; }
         catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
         {
-            await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server closed the connection before the response was complete."));
+            backendMetrics.BrokenStream.Inc();
+            await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server closed the connection before the response was complete."));
             return;
+        }
+        finally
+        {
+            record.UpstreamTicks += Stopwatch.GetTimestamp() - reading; // waiting for the body is upstream time too
         }
 
         var output = request.Body; // the client body is spliced already; reuse its buffer
@@ -263,6 +338,7 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
         if (ResponseScanner.TryScan(json, out var scan))
         {
             ResponseRewriter.Write(json, scan, model.AliasJson, stripUsage: false, output);
+            if (scan.HasUsage) { record.HasUsage = true; record.PromptTokens = scan.PromptTokens; record.CompletionTokens = scan.CompletionTokens; }
             // Step 11: charge the tokens (TPM).
             if (rate.KeyId is not null && scan.HasUsage) limiter.ChargeTokens(rate, scan.PromptTokens + scan.CompletionTokens);
         }
@@ -270,11 +346,15 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
 
         var contentType = response.Content.Headers.ContentType?.MediaType == "application/json"
             ? "application/json" : response.Content.Headers.ContentType?.ToString() ?? "application/json";
+        SetOverheadHeader(exchange, record, record.Overhead(Stopwatch.GetTimestamp()));
         await exchange.WriteBodyAsync((int)response.StatusCode, contentType, output.WrittenMemory);
     }
 
-    private async Task RelayStreamAsync(Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationTokenSource upstreamCts, RateRequest rate)
+    private async Task RelayStreamAsync(
+        Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationTokenSource upstreamCts,
+        BackendMetrics backendMetrics, RateRequest rate)
     {
+        var record = request.Record;
         exchange.Response.StatusCode = 200;
         var headers = exchange.ResponseHeaders;
         headers.ContentType = "text/event-stream; charset=utf-8";
@@ -289,16 +369,33 @@ public sealed class ProxyHandler(SnapshotHolder snapshots, UpstreamClient upstre
         try { stream = await response.Content.ReadAsStreamAsync(upstreamCts.Token); }
         catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
         {
-            await exchange.WriteErrorAsync(OpenAiError.BackendError("The model server closed the connection before the response started."));
+            backendMetrics.BrokenStream.Inc();
+            await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server closed the connection before the response started."));
             return;
         }
-        await using (stream)
+        try
         {
-            await exchange.ResponseBody.StartAsync();
-            var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true));
-            var outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted);
-            if (outcome == RelayOutcome.ClientGone) upstreamCts.Cancel(); // stop the generation at once: the GPU has better things to do
-            await reader.CompleteAsync();
+            await using (stream)
+            {
+                // Overhead of a stream: everything up to the first byte, minus the wait for the upstream's headers.
+                record.OverheadTicks = record.Overhead(Stopwatch.GetTimestamp());
+                SetOverheadHeader(exchange, record, record.OverheadTicks);
+                await exchange.ResponseBody.StartAsync();
+                var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true));
+                var outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted);
+                if (outcome == RelayOutcome.ClientGone) upstreamCts.Cancel(); // stop the generation at once: the GPU has better things to do
+                else if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
+                await reader.CompleteAsync();
+            }
+        }
+        finally
+        {
+            record.HasUsage = state.PromptTokens != 0 || state.CompletionTokens != 0;
+            record.PromptTokens = state.PromptTokens;
+            record.CompletionTokens = state.CompletionTokens;
+            record.FirstContent = state.FirstContentTimestamp;
+            record.LastContent = state.LastContentTimestamp;
+            record.ContentChunks = state.ContentChunks;
         }
     }
 }

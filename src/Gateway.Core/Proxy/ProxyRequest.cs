@@ -1,15 +1,17 @@
 using System.Collections.Concurrent;
 using Gateway.Json;
+using Gateway.Observability;
 
 namespace Gateway.Proxy;
 
-/// <summary>The reusable per-request working set: the scan and three pooled buffers. Rented from a small pool, so a steady load allocates none of it.</summary>
+/// <summary>The reusable per-request working set: the scan, the accounting record and three pooled buffers. Rented from a small pool, so a steady load allocates none of it.</summary>
 internal sealed class ProxyRequest
 {
     private static readonly ConcurrentBag<ProxyRequest> Pool = [];
     private const int MaxRetainedBytes = 256 * 1024; // a rare huge request must not pin its buffers forever
 
     public readonly RequestScan Scan = new();
+    public readonly RequestRecord Record = new();
     public PooledBuffer Body = new(4096);
     public PooledBuffer Upstream = new(4096);
     public PooledBuffer Response = new(4096);
@@ -36,6 +38,7 @@ internal sealed class ProxyRequest
     {
         request._clientAbort.Dispose();
         request._clientAbort = default;
+        request.Record.Reset(0); // drop references (model, strings) while pooled
         request.Body = Shrink(request.Body);
         request.Upstream = Shrink(request.Upstream);
         request.Response = Shrink(request.Response);

@@ -63,6 +63,8 @@ public sealed class ModelEntry
     public required SmoothWeightedRoundRobin Balancer { get; init; }
     /// <summary>The model's own limits, a second scope per key; unlimited when the model has none.</summary>
     public Limits.RateLimits Limits { get; init; }
+    /// <summary>The model's resolved metric children (Observability.ModelMetrics), cached here so a request finds them without a lookup.</summary>
+    internal object? MetricsSlot { get; set; }
 
     public static ModelEntry Create(ModelConfig config, long created, ModelEntry? previous, BackendHealthRegistry? health = null)
     {
@@ -125,6 +127,8 @@ public sealed class Backend
     public Uri ChatCompletions { get; }
     public Uri Completions { get; }
     public Uri Embeddings { get; }
+    /// <summary>The backend's resolved metric children (Observability.BackendMetrics).</summary>
+    internal object? MetricsSlot { get; set; }
 }
 
 /// <summary>An API key as the request path needs it. The plaintext is never here.</summary>
@@ -142,6 +146,9 @@ public sealed class KeyEntry
     public bool Active { get; init; } = true;
     /// <summary>The key's limits with the configured defaults applied (a key's null or 0 means "the default").</summary>
     public Limits.RateLimits Limits { get; init; }
+
+    /// <summary>The key's resolved rate-limit metric children (Observability.KeyMetrics).</summary>
+    internal object? MetricsSlot { get; set; }
 
     public bool Allows(string alias) => AllowedModels.Count == 0 || AllowedModels.Contains(alias);
 

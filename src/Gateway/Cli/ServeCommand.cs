@@ -33,21 +33,15 @@ internal sealed class GatewayService(GatewayOptions options) : IHostedService, I
     {
         await _gateway.StartAsync(cancellationToken);
         var s = _gateway.Snapshots.Current!;
-        StartupLog.Info($"gateway listening on {options.Server.Host}:{_gateway.Port} (embedded mode, {s.Models.Count} models)");
+        _gateway.Log.Info($"gateway listening on {options.Server.Host}:{_gateway.Port} (embedded mode, {s.Models.Count} models)");
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        StartupLog.Info($"shutting down: draining in-flight requests for up to {options.Server.ShutdownTimeout.TotalSeconds:0}s");
+        _gateway.Log.Info($"shutting down: draining in-flight requests for up to {options.Server.ShutdownTimeout.TotalSeconds:0}s");
         using var drain = new CancellationTokenSource(options.Server.ShutdownTimeout);
         await _gateway.StopAsync(drain.Token);
     }
 
     public ValueTask DisposeAsync() => _gateway.DisposeAsync();
-}
-
-internal static class StartupLog
-{
-    public static void Info(string message) =>
-        Console.Out.WriteLine($"{{\"ts\":\"{DateTimeOffset.UtcNow:O}\",\"level\":\"info\",\"msg\":\"{System.Text.Json.JsonEncodedText.Encode(message)}\"}}");
 }

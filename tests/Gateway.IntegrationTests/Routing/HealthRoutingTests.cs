@@ -82,5 +82,9 @@ public sealed class HealthRoutingTests(ITestOutputHelper output)
         output.WriteLine($"480 requests, one of two backends killed after ~100: {errors} client errors; a served {a.RequestCount}, b served {b.RequestCount}; first error: {_firstError}");
         Assert.Equal(0, errors);
         Assert.False(gateway.Health.For(GatewayFixture.ModelId, b.BaseUrl).Healthy);
+        using var scrape = await client.GetAsync("/metrics");
+        var text = await scrape.Content.ReadAsStringAsync();
+        Assert.Contains($"gateway_backend_health{{model=\"qwen\",backend_url=\"{b.BaseUrl}\"}} 0", text);
+        Assert.Contains($"gateway_backend_health{{model=\"qwen\",backend_url=\"{a.BaseUrl}\"}} 1", text);
     }
 }

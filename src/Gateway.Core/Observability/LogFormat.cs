@@ -1,0 +1,77 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Gateway.Observability;
+
+/// <summary>The two line formats of <see cref="GatewayLog"/>: JSON (one object per line) and a human text format.</summary>
+internal static class LogFormat
+{
+    private static readonly JsonEncodedText Ts = JsonEncodedText.Encode("ts");
+    private static readonly JsonEncodedText Level = JsonEncodedText.Encode("level");
+    private static readonly JsonEncodedText Msg = JsonEncodedText.Encode("msg");
+    private static readonly JsonEncodedText RequestId = JsonEncodedText.Encode("request_id");
+    private static readonly JsonEncodedText Method = JsonEncodedText.Encode("method");
+    private static readonly JsonEncodedText Path = JsonEncodedText.Encode("path");
+    private static readonly JsonEncodedText Status = JsonEncodedText.Encode("status");
+    private static readonly JsonEncodedText DurationMs = JsonEncodedText.Encode("duration_ms");
+    private static readonly JsonEncodedText OverheadMs = JsonEncodedText.Encode("overhead_ms");
+    private static readonly JsonEncodedText Model = JsonEncodedText.Encode("model");
+    private static readonly JsonEncodedText BackendUrl = JsonEncodedText.Encode("backend_url");
+    private static readonly JsonEncodedText Streaming = JsonEncodedText.Encode("streaming");
+    private static readonly JsonEncodedText KeyPrefix = JsonEncodedText.Encode("key_prefix");
+    private static readonly JsonEncodedText PromptTokens = JsonEncodedText.Encode("prompt_tokens");
+    private static readonly JsonEncodedText CompletionTokens = JsonEncodedText.Encode("completion_tokens");
+    private static readonly JsonEncodedText[] Levels = [JsonEncodedText.Encode("debug"), JsonEncodedText.Encode("info"), JsonEncodedText.Encode("warn"), JsonEncodedText.Encode("error")];
+    private static readonly string[] TextLevels = ["DEBUG", "INFO", "WARN", "ERROR"];
+
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
+    public static void WriteJson(in LogLine line, IBufferWriter<byte> output)
+    {
+        var w = t_writer ??= new Utf8JsonWriter(output);
+        w.Reset(output);
+        w.WriteStartObject();
+        w.WriteString(Ts, line.Timestamp.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+        w.WriteString(Level, Levels[(int)line.Level]);
+        w.WriteString(Msg, line.Msg);
+        if (line.IsRequest)
+        {
+            w.WriteString(RequestId, line.RequestId);
+            w.WriteString(Method, line.Method);
+            w.WriteString(Path, line.Path);
+            w.WriteNumber(Status, line.Status);
+            w.WriteNumber(DurationMs, Math.Round(line.DurationMs, 3));
+            w.WriteNumber(OverheadMs, Math.Round(line.OverheadMs, 3));
+            w.WriteString(Model, line.Model);
+            w.WriteString(BackendUrl, line.BackendUrl);
+            w.WriteBoolean(Streaming, line.Streaming);
+            w.WriteString(KeyPrefix, line.KeyPrefix);
+            w.WriteNumber(PromptTokens, line.PromptTokens);
+            w.WriteNumber(CompletionTokens, line.CompletionTokens);
+        }
+        w.WriteEndObject();
+        w.Flush();
+        output.Write("\n"u8);
+    }
+
+    public static void WriteText(in LogLine line, IBufferWriter<byte> output)
+    {
+        var sb = new StringBuilder(160);
+        sb.Append(line.Timestamp.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture)).Append(' ')
+          .Append(TextLevels[(int)line.Level].PadRight(5)).Append(' ');
+        if (line.IsRequest)
+        {
+            var c = CultureInfo.InvariantCulture;
+            sb.Append(line.Method).Append(' ').Append(line.Path).Append(' ').Append(line.Status)
+              .Append(c, $" {line.DurationMs:0.###}ms overhead={line.OverheadMs:0.###}ms model={line.Model} backend={line.BackendUrl}")
+              .Append(c, $" stream={(line.Streaming ? "true" : "false")} key={line.KeyPrefix} tokens={line.PromptTokens}/{line.CompletionTokens} id={line.RequestId}");
+        }
+        else sb.Append(line.Msg);
+        sb.Append('\n');
+        var text = sb.ToString();
+        var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));
+        output.Advance(Encoding.UTF8.GetBytes(text, span));
+    }
+}
