@@ -29,7 +29,7 @@ public sealed class GatewayHost : IAsyncDisposable
         _healthChecker = options.HealthCheck.Interval > TimeSpan.Zero ? new HealthChecker(Snapshots, Health, options.HealthCheck) : null;
         if (_healthChecker is not null) _healthChecker.StateChanged += OnHealthChanged;
         _upstream = new UpstreamClient(options.Proxy);
-        Limiter = new InProcessRateLimiter(options.RateLimitWindow);
+        Limiter = CreateLimiter(options);
         var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options, Metrics, Log);
         Application = new GatewayApplication(Snapshots, proxy, Metrics, Log);
         var address = IPAddress.TryParse(options.Server.Host, out var ip) ? ip : IPAddress.Any;
@@ -40,6 +40,16 @@ public sealed class GatewayHost : IAsyncDisposable
             InlineIo = options.Server.InlineIo,
         });
     }
+
+    /// <summary>Redis configured: limits exact across instances. Otherwise in-process, exact for this one.</summary>
+    private IRateLimiter CreateLimiter(GatewayOptions options)
+    {
+        if (options.RedisUrl is not { } url) return new InProcessRateLimiter(options.RateLimitWindow);
+        _redis = StackExchange.Redis.ConnectionMultiplexer.Connect(RedisConnection.Parse(url));
+        return new RedisRateLimiter(_redis, options.RateLimitWindow, options.RateLimiterTimeout, Log.Warn, () => Metrics.RateLimiterErrors.Inc());
+    }
+
+    private StackExchange.Redis.ConnectionMultiplexer? _redis;
 
     private void OnHealthChanged(string modelId, string url, bool healthy)
     {
@@ -75,6 +85,7 @@ public sealed class GatewayHost : IAsyncDisposable
         await _server.DisposeAsync();
         if (_healthChecker is not null) await _healthChecker.DisposeAsync();
         if (Limiter is IAsyncDisposable limiter) await limiter.DisposeAsync();
+        if (_redis is not null) await _redis.DisposeAsync();
         _upstream.Dispose();
         await Log.DisposeAsync();
     }

@@ -18,6 +18,7 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     private readonly long _windowMs;
     private readonly TimeSpan _timeout;
     private readonly Action<string>? _log;
+    private readonly Action? _onError;
     private readonly string _instance = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
     private readonly ConcurrentDictionary<(string KeyId, string? Model), RedisKey[]> _keyNames = new();
     private readonly Channel<Charge> _charges = Channel.CreateBounded<Charge>(new BoundedChannelOptions(16_384)
@@ -27,8 +28,11 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     private readonly Task _writer;
     private long _sequence, _errors, _lastErrorLog;
 
-    public RedisRateLimiter(IConnectionMultiplexer redis, TimeSpan window, TimeSpan timeout, Action<string>? log = null)
+    /// <param name="log">Told at most once per <see cref="ErrorLogInterval"/> that the limiter is failing open.</param>
+    /// <param name="onError">Called on every failure (gateway_rate_limiter_errors_total).</param>
+    public RedisRateLimiter(IConnectionMultiplexer redis, TimeSpan window, TimeSpan timeout, Action<string>? log = null, Action? onError = null)
     {
+        _onError = onError;
         _db = redis.GetDatabase();
         _windowMs = (long)window.TotalMilliseconds;
         _timeout = timeout;
@@ -125,6 +129,7 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     private void OnError(Exception e)
     {
         Interlocked.Increment(ref _errors);
+        _onError?.Invoke();
         long now = Stopwatch.GetTimestamp(), last = Interlocked.Read(ref _lastErrorLog);
         if ((last == 0 || Stopwatch.GetElapsedTime(last, now) >= ErrorLogInterval) && Interlocked.CompareExchange(ref _lastErrorLog, now, last) == last)
             _log?.Invoke($"rate limiter unavailable, allowing requests (fail-open): {e.GetType().Name}: {e.Message}");
