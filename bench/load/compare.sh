@@ -34,15 +34,16 @@ trap cleanup EXIT
 wait_http() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 
 # Upstream: the built-in simulator with zero delays, 16 tokens per answer (a static, fast upstream).
-out/gateway simulate --host 127.0.0.1 --port $SIM_PORT --tokens 16 >"$WORK/sim.log" 2>&1 & PIDS+=($!)
+out/gateway simulate --host 127.0.0.1 --port $SIM_PORT --tokens 16 >"$WORK/sim.log" 2>&1 & SIM_PID=$!; PIDS+=($SIM_PID)
 wait_http "http://127.0.0.1:$SIM_PORT/health"
+kill -0 "$SIM_PID" 2>/dev/null || { echo "the simulator did not start (is port $SIM_PORT taken?)" >&2; exit 1; }
 
 cat >"$WORK/gateway.toml" <<TOML
 [server]
 host = "127.0.0.1"
 port = $GW_PORT
 [logging]
-level = "warn"
+level = "info"               # everything on: one JSON log line per request (to a file), metrics, limits, auth
 [[models]]
 name = "qwen"
 model_id = "Qwen/Qwen2.5-7B-Instruct"
@@ -51,9 +52,13 @@ model_id = "Qwen/Qwen2.5-7B-Instruct"
 [[keys]]
 name = "bench"
 key = "$KEY"
+# Limits on (checked and charged on every request) but high enough never to refuse.
+rpm_limit = 1000000000
+tpm_limit = 1000000000000
 TOML
 out/gateway serve "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
 wait_http "http://127.0.0.1:$GW_PORT/health"
+kill -0 "$GW_PID" 2>/dev/null || { echo "the gateway did not start (is port $GW_PORT taken?):" >&2; cat "$WORK/gateway.log" >&2; exit 1; }
 
 cat >"$WORK/nginx.conf" <<NGINX
 worker_processes 1;

@@ -20,7 +20,15 @@ internal static class ServeCommand
         builder.Services.AddSingleton(options);
         builder.Services.AddHostedService<GatewayService>();
         using var host = builder.Build();
-        await host.RunAsync();
+        try
+        {
+            await host.RunAsync();
+        }
+        catch (IOException e) when (e.Message.Contains("bind", StringComparison.OrdinalIgnoreCase))
+        {
+            // Port taken or not allowed: one clear line and a non-zero exit, not a crash.
+            return CommandLine.Fail($"cannot listen on {options.Server.Host}:{options.Server.Port}: {e.InnerException?.Message ?? e.Message}");
+        }
         return 0;
     }
 }
@@ -33,7 +41,13 @@ internal sealed class GatewayService(GatewayOptions options) : IHostedService, I
     {
         await _gateway.StartAsync(cancellationToken);
         var s = _gateway.Snapshots.Current!;
-        _gateway.Log.Info($"gateway listening on {options.Server.Host}:{_gateway.Port} (embedded mode, {s.Models.Count} models)");
+        var mode = (options.DatabaseUrl, options.RedisUrl) switch
+        {
+            (null, null) => "embedded mode",
+            (null, _) => "embedded storage, limits shared through Redis",
+            _ => "scaled-out mode",
+        };
+        _gateway.Log.Info($"gateway listening on {options.Server.Host}:{_gateway.Port} ({mode}, {s.Models.Count} models)");
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
