@@ -15,6 +15,7 @@ public sealed partial class EmbeddedStore : IStore
     private readonly SemaphoreSlim _writer = new(1, 1);
     private readonly FileStream _lock;
     private EmbeddedStateFile _state;
+    private int _disposed;
 
     private EmbeddedStore(string path, FileStream lockFile, EmbeddedStateFile state)
     {
@@ -104,6 +105,7 @@ public sealed partial class EmbeddedStore : IStore
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _writer.WaitAsync().ConfigureAwait(false); // let a write in progress finish
         await _lock.DisposeAsync().ConfigureAwait(false);
         _writer.Dispose();

@@ -2,7 +2,7 @@ using Gateway.Config;
 
 namespace Gateway.Cli;
 
-/// <summary><c>gateway serve [FILE] | simulate [...] | config check FILE | --help</c>.</summary>
+/// <summary><c>gateway serve [FILE] | simulate [...] | config check FILE | migrate ... | --help</c>.</summary>
 internal static class CommandLine
 {
     public const string Usage = """
@@ -14,6 +14,8 @@ internal static class CommandLine
               --host H --port N --model ID[,ID…] --ttft-ms N --itl-ms N --tokens N
               --fail-rate F --die-after N --health-delay-ms N --health-fail --not-ready
           gateway config check FILE       validate a configuration file and exit
+          gateway migrate up | down [N] | status [--config FILE]
+                                          apply, revert (newest N, default 1) or list the PostgreSQL schema migrations
           gateway --help                  this text
 
         Environment: DATABASE_URL, REDIS_URL, ADMIN_API_KEY, PORT, LOG_LEVEL, LOG_FORMAT override the file.
@@ -34,6 +36,8 @@ internal static class CommandLine
                     return await ServeCommand.RunAsync(args.Length > 1 ? args[1] : null);
                 case "simulate":
                     return await SimulateCommand.RunAsync(args.AsSpan(1).ToArray());
+                case "migrate":
+                    return await MigrateCommand.RunAsync(args.AsSpan(1).ToArray());
                 case "config":
                     if (args.Length != 3 || args[1] != "check") return Fail("usage: gateway config check FILE");
                     return ConfigCheck(args[2]);
