@@ -75,4 +75,20 @@ public abstract partial class StoreContractTests
         Assert.True(fromStore.FindKey(hash)!.Allows("qwen"));
         Assert.Equal(fromConfig.FindKey(hash)!.RpmLimit, fromStore.FindKey(hash)!.RpmLimit);
     }
+
+    [Fact]
+    public async Task Concurrent_writers_lose_nothing_and_one_name_wins()
+    {
+        var distinct = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(() => Store.CreateModelAsync(Model($"m{i}")))));
+        Assert.Equal(8, distinct.Select(m => m.Id).Distinct().Count());
+
+        var same = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Task.Run(async () =>
+        {
+            try { await Store.CreateModelAsync(Model("same")); return "ok"; }
+            catch (StoreException e) { return e.Kind.ToString(); }
+        })));
+        Assert.Equal(1, same.Count(r => r == "ok"));
+        Assert.All(same.Where(r => r != "ok"), r => Assert.Equal(nameof(StoreErrorKind.Conflict), r));
+        Assert.Equal(9, (await Store.ListModelsAsync()).Count);
+    }
 }
