@@ -2,7 +2,7 @@ using Gateway.Config;
 
 namespace Gateway.Cli;
 
-/// <summary><c>gateway serve [FILE] | simulate [...] | config check FILE | migrate ... | --help</c>.</summary>
+/// <summary><c>gateway serve [FILE] | simulate [...] | config check FILE | migrate ... | keys ... | --help</c>.</summary>
 internal static class CommandLine
 {
     public const string Usage = """
@@ -16,6 +16,8 @@ internal static class CommandLine
           gateway config check FILE       validate a configuration file and exit
           gateway migrate up | down [N] | status [--config FILE]
                                           apply, revert (newest N, default 1) or list the PostgreSQL schema migrations
+          gateway keys create --name N [--models a,b] [--rpm N] [--tpm N] [--expires RFC3339] | list | revoke ID [--config FILE]
+                                          manage API keys in the configured store (PostgreSQL or the embedded state file)
           gateway --help                  this text
 
         Environment: DATABASE_URL, REDIS_URL, ADMIN_API_KEY, PORT, LOG_LEVEL, LOG_FORMAT override the file.
@@ -38,6 +40,8 @@ internal static class CommandLine
                     return await SimulateCommand.RunAsync(args.AsSpan(1).ToArray());
                 case "migrate":
                     return await MigrateCommand.RunAsync(args.AsSpan(1).ToArray());
+                case "keys":
+                    return await KeysCommand.RunAsync(args.AsSpan(1).ToArray());
                 case "config":
                     if (args.Length != 3 || args[1] != "check") return Fail("usage: gateway config check FILE");
                     return ConfigCheck(args[2]);

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Gateway.Config;
 using Gateway.Storage;
 using Npgsql;
 
@@ -36,8 +35,7 @@ internal static class MigrateCommand
         };
         if (!ok) return CommandLine.Fail(UsageLine);
 
-        var path = configPath ?? (File.Exists("gateway.toml") ? "gateway.toml" : null);
-        var options = path is null ? ConfigLoader.Load("", "environment") : ConfigLoader.LoadFile(path);
+        var options = CliStore.LoadOptions(configPath);
         if (string.IsNullOrWhiteSpace(options.DatabaseUrl))
             return CommandLine.Fail("no database configured: set DATABASE_URL or database.url (migrations are for scaled-out mode only)");
 
