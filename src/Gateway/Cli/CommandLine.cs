@@ -2,7 +2,7 @@ using Gateway.Config;
 
 namespace Gateway.Cli;
 
-/// <summary><c>gateway serve [FILE] | simulate [...] | config check FILE | --help</c>.</summary>
+/// <summary><c>gateway serve [FILE] | simulate [...] | config check FILE | migrate ... | keys ... | --help</c>.</summary>
 internal static class CommandLine
 {
     public const string Usage = """
@@ -14,6 +14,11 @@ internal static class CommandLine
               --host H --port N --model ID[,ID…] --ttft-ms N --itl-ms N --tokens N
               --fail-rate F --die-after N --health-delay-ms N --health-fail --not-ready
           gateway config check FILE       validate a configuration file and exit
+          gateway healthcheck [URL]       GET URL (default http://127.0.0.1:$PORT/health); exit 0 on 200 (container HEALTHCHECK)
+          gateway migrate up | down [N] | status [--config FILE]
+                                          apply, revert (newest N, default 1) or list the PostgreSQL schema migrations
+          gateway keys create --name N [--models a,b] [--rpm N] [--tpm N] [--expires RFC3339] | list | revoke ID [--config FILE]
+                                          manage API keys in the configured store (PostgreSQL or the embedded state file)
           gateway --help                  this text
 
         Environment: DATABASE_URL, REDIS_URL, ADMIN_API_KEY, PORT, LOG_LEVEL, LOG_FORMAT override the file.
@@ -34,6 +39,13 @@ internal static class CommandLine
                     return await ServeCommand.RunAsync(args.Length > 1 ? args[1] : null);
                 case "simulate":
                     return await SimulateCommand.RunAsync(args.AsSpan(1).ToArray());
+                case "migrate":
+                    return await MigrateCommand.RunAsync(args.AsSpan(1).ToArray());
+                case "keys":
+                    return await KeysCommand.RunAsync(args.AsSpan(1).ToArray());
+                case "healthcheck":
+                    if (args.Length > 2) return Fail("usage: gateway healthcheck [URL]");
+                    return await HealthCheckAsync(args.Length == 2 ? args[1] : null);
                 case "config":
                     if (args.Length != 3 || args[1] != "check") return Fail("usage: gateway config check FILE");
                     return ConfigCheck(args[2]);
@@ -53,6 +65,27 @@ internal static class CommandLine
     {
         Console.Error.WriteLine($"gateway: {message}");
         return 2;
+    }
+
+    // The chiseled container image has no curl; the binary probes itself.
+    private static async Task<int> HealthCheckAsync(string? url)
+    {
+        var port = Environment.GetEnvironmentVariable("PORT") is { Length: > 0 } p ? p : "8080";
+        url ??= $"http://127.0.0.1:{port}/health";
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri)) return Fail($"healthcheck: '{url}' is not a URL");
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(3) };
+        try
+        {
+            using var response = await http.GetAsync(uri);
+            if (response.IsSuccessStatusCode) return 0;
+            Console.Error.WriteLine($"gateway: healthcheck: {url} answered {(int)response.StatusCode}");
+            return 1;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            Console.Error.WriteLine($"gateway: healthcheck: {url}: {e.Message}");
+            return 1;
+        }
     }
 
     private static int ConfigCheck(string path)

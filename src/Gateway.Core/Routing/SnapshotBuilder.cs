@@ -1,0 +1,79 @@
+using System.Collections.Frozen;
+using System.Text.Json;
+using Gateway.Auth;
+using Gateway.Config;
+using Gateway.Storage;
+
+namespace Gateway.Routing;
+
+/// <summary>
+/// Builds the data plane's <see cref="Snapshot"/> from the store (the control-plane path); <see cref="Snapshot.FromConfig"/> stays
+/// for the static-config path. Models go through <see cref="ModelConfig"/> so both paths share one <see cref="ModelEntry.Create"/>.
+/// </summary>
+public static class SnapshotBuilder
+{
+    public static async Task<Snapshot> BuildAsync(IStore store, Snapshot? previous = null, CancellationToken ct = default) =>
+        FromStore(await store.LoadAllAsync(ct).ConfigureAwait(false), previous);
+
+    public static Snapshot FromStore(StoreContents contents, Snapshot? previous = null)
+    {
+        var models = contents.Models.Select(m =>
+            ModelEntry.Create(ToConfig(m), m.CreatedAt.ToUnixTimeSeconds(), previous?.FindModel(m.Name)));
+        // A row whose hash does not parse can never match a request; leave it out rather than fail the whole snapshot.
+        var keys = contents.Keys.Where(k => KeyHash.TryParseHex(k.KeyHash, out _)).Select(ToEntry);
+        return new Snapshot(models, keys, (previous?.Version ?? 0) + 1);
+    }
+
+    /// <summary>The stored JSON columns as the typed config the request path is built from. Shapes it does not know are ignored.</summary>
+    internal static ModelConfig ToConfig(StoredModel m) => new()
+    {
+        Name = m.Name,
+        ModelId = m.ModelId,
+        Active = m.Active,
+        DefaultParams = Members(m.DefaultParams).Select(p => new KeyValuePair<string, string>(p.Name, p.Value.GetRawText())).ToArray(),
+        EnableThinking = ReasoningFlag(m.ReasoningConfig),
+        SystemPromptPrefix = Members(m.Transforms).FirstOrDefault(p => p.Name == "system_prompt_prefix" && p.Value.ValueKind == JsonValueKind.String)
+            .Value is { ValueKind: JsonValueKind.String } s ? s.GetString() : null,
+        // Backend health in the table is per instance (written by whoever checked last); routing uses this instance's own checks.
+        Backends = m.Backends.Select(b => new BackendConfig { Url = b.Url, Weight = b.Weight, Active = b.Active }).ToArray(),
+    };
+
+    private static KeyEntry ToEntry(StoredKey k)
+    {
+        KeyHash.TryParseHex(k.KeyHash, out var hash);
+        return new KeyEntry
+        {
+            Id = k.Id.ToString("D"),
+            Name = k.Name,
+            Hash = hash,
+            KeyPrefix = k.KeyPrefix,
+            AllowedModels = k.AllowedModels.ToFrozenSet(StringComparer.Ordinal),
+            RpmLimit = k.RpmLimit,
+            TpmLimit = k.TpmLimit,
+            ExpiresAt = k.ExpiresAt,
+            Active = k.Active,
+        };
+    }
+
+    private static bool? ReasoningFlag(string json)
+    {
+        foreach (var p in Members(json))
+            if (p.Name is "enable_thinking" or "enabled" && p.Value.ValueKind is JsonValueKind.True or JsonValueKind.False)
+                return p.Value.GetBoolean();
+        return null;
+    }
+
+    private static List<JsonProperty> Members(string json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            // Clone: the properties must outlive the document.
+            return doc.RootElement.ValueKind == JsonValueKind.Object ? doc.RootElement.Clone().EnumerateObject().ToList() : [];
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+    }
+}

@@ -1,0 +1,48 @@
+using Gateway.IntegrationTests.Fixtures;
+using Gateway.Storage;
+using Gateway.Testing;
+
+namespace Gateway.IntegrationTests.Storage;
+
+/// <summary>The IStore contract on a fresh, migrated PostgreSQL database per test.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresStoreContractTests(PostgresFixture pg) : StoreContractTests
+{
+    protected override async Task<IStore> CreateStoreAsync()
+    {
+        var connectionString = await pg.CreateDatabaseAsync();
+        await using (var ds = DatabaseUrl.CreateDataSource(connectionString, 2))
+            await new Migrator(ds).UpAsync();
+        return PostgresStore.Open(connectionString, 4);
+    }
+}
+
+/// <summary>The IStore contract on an embedded state file in a temp directory per test.</summary>
+public sealed class EmbeddedStoreContractTests : StoreContractTests, IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "gw-store-" + Guid.NewGuid().ToString("N"));
+
+    protected override Task<IStore> CreateStoreAsync() => Task.FromResult<IStore>(EmbeddedStore.Open(_dir));
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); }
+        catch (DirectoryNotFoundException) { }
+    }
+
+    [Fact]
+    public async Task Every_write_is_on_disk_when_it_returns()
+    {
+        var m = await Store.CreateModelAsync(Model("m"));
+        await Store.AddBackendAsync(m.Id, new NewBackend { Url = "http://127.0.0.1:8000" });
+        var k = await Store.CreateKeyAsync(Key("k"));
+        await Store.RevokeKeyAsync(k.Id);
+        await Store.DisposeAsync();
+
+        await using var reopened = EmbeddedStore.Open(_dir);
+        var all = await reopened.LoadAllAsync();
+        Assert.Equal("m", Assert.Single(all.Models).Name);
+        Assert.Single(all.Models[0].Backends);
+        Assert.False(Assert.Single(all.Keys).Active);
+    }
+}
