@@ -153,6 +153,7 @@ public static partial class ConfigLoader
             HealthCheck = health,
             CacheRefreshInterval = Duration(f.Registry?.CacheRefreshInterval, "registry.cache_refresh_interval", TimeSpan.FromSeconds(30)),
             LogLevel = level,
+            MetricsEnabled = f.Metrics?.Enabled ?? true,
             LogFormat = format,
             DataDir = string.IsNullOrWhiteSpace(f.Storage?.DataDir) ? ".data" : f.Storage!.DataDir!,
             Proxy = proxy,

@@ -19,6 +19,8 @@ public sealed record GatewayOptions
     public TimeSpan CacheRefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
     public string LogLevel { get; init; } = "info";
     public string LogFormat { get; init; } = "json";
+    /// <summary><c>[metrics] enabled</c>: off skips per-request recording and serves no /metrics (for measuring what metrics cost).</summary>
+    public bool MetricsEnabled { get; init; } = true;
     public string DataDir { get; init; } = ".data";
     public ProxyOptions Proxy { get; init; } = new();
     public IReadOnlyList<ModelConfig> Models { get; init; } = [];

@@ -7,7 +7,8 @@ internal static class KnownKeys
 {
     private static readonly Dictionary<string, string[]> Sections = new()
     {
-        [""] = ["server", "database", "redis", "auth", "rate_limits", "health_check", "registry", "logging", "storage", "proxy", "models", "keys"],
+        [""] = ["server", "database", "redis", "auth", "rate_limits", "health_check", "registry", "logging", "storage", "proxy", "metrics", "models", "keys"],
+        ["metrics"] = ["enabled"],
         ["server"] = ["host", "port", "read_timeout", "write_timeout", "idle_timeout", "shutdown_timeout", "max_body_bytes", "inline_io"],
         ["database"] = ["url", "max_open_conns", "max_idle_conns"],
         ["redis"] = ["url"],

@@ -19,6 +19,7 @@ public sealed class TomlFile
     public TomlLogging? Logging { get; set; }
     public TomlStorage? Storage { get; set; }
     public TomlProxy? Proxy { get; set; }
+    public TomlMetrics? Metrics { get; set; }
     public List<TomlModelEntry>? Models { get; set; }
     public List<TomlKeyEntry>? Keys { get; set; }
 }
@@ -68,6 +69,8 @@ public sealed class TomlLogging
     public string? Level { get; set; }
     public string? Format { get; set; }
 }
+
+public sealed class TomlMetrics { public bool? Enabled { get; set; } }
 
 public sealed class TomlStorage { public string? DataDir { get; set; } }
 

@@ -66,7 +66,7 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
             case "/v1/completions": return HttpMethods.IsPost(method) ? proxy.HandleAsync(exchange, ProxyEndpoint.Completions) : NotAllowed(exchange);
             case "/v1/embeddings": return HttpMethods.IsPost(method) ? proxy.HandleAsync(exchange, ProxyEndpoint.Embeddings) : NotAllowed(exchange);
             case "/v1/models": return HttpMethods.IsGet(method) ? ListModelsAsync(exchange) : NotAllowed(exchange);
-            case "/metrics": return IsGetOrHead(method) ? ScrapeAsync(exchange) : NotAllowed(exchange);
+            case "/metrics" when metrics.Enabled: return IsGetOrHead(method) ? ScrapeAsync(exchange) : NotAllowed(exchange);
             case "/health": return IsGetOrHead(method) ? exchange.WriteBodyAsync(200, "application/json", HealthBody).AsTask() : NotAllowed(exchange);
             case "/ready":
                 if (!IsGetOrHead(method)) return NotAllowed(exchange);

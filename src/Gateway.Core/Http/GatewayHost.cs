@@ -18,7 +18,7 @@ public sealed class GatewayHost : IAsyncDisposable
     public GatewayHost(GatewayOptions options, Stream? logSink = null)
     {
         Options = options;
-        Metrics = new GatewayMetrics();
+        Metrics = new GatewayMetrics { Enabled = options.MetricsEnabled };
         Log = new GatewayLog(options.LogLevel, options.LogFormat, logSink, Metrics.LogLinesDropped);
         Snapshots = new SnapshotHolder();
         Health = new BackendHealthRegistry();

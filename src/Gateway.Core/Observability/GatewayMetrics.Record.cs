@@ -5,6 +5,7 @@ public sealed partial class GatewayMetrics
     /// <summary>Step 11: every metric of one finished request. No label lookups, no allocation (see MetricsRecordingBenchmarks).</summary>
     public void Record(RequestRecord r, long end)
     {
+        if (!Enabled) return;
         var m = r.Model is { } model ? For(model) : NoModel;
         m.Requests(r.Status, r.Streaming).Inc();
         (r.Streaming ? m.DurationStream : m.DurationNonStream).Observe(RequestRecord.Seconds(end - r.Start));

@@ -66,6 +66,9 @@ public sealed partial class GatewayMetrics
 
     public CollectorRegistry Registry { get; }
 
+    /// <summary>False when <c>[metrics] enabled = false</c>: requests are not recorded and /metrics is not served.</summary>
+    public bool Enabled { get; init; } = true;
+
     internal Counter Requests { get; }
     internal Histogram RequestDuration { get; }
     internal Histogram TimeToFirstToken { get; }
