@@ -31,7 +31,7 @@ internal sealed class LoadOptions
     public int ItlMs { get; set; }
     public int Tokens { get; set; } = 16;
     public int SourceAddresses { get; set; }                        // 0 = profile default
-    public string OutDir { get; set; } = "bench/results/load";
+    public string OutDir { get; set; } = "load-report";
     public bool Quiet { get; set; }
 
     public const string Usage = """
@@ -52,7 +52,7 @@ internal sealed class LoadOptions
                                  out/gateway; --ttft-ms, --itl-ms, --tokens set the simulator), stop them at the end
           --upstream URL         a running vLLM/OpenAI server as direct target (--direct-model); without --gateway one is started
           --source-addresses N   spread client connections over 127.0.0.1..N (streams default: 1 per 2,000 streams, at least 2)
-          --out DIR              report.md, report.json, *.svg (default bench/results/load)
+          --out DIR              report.md, report.json, *.svg (default ./load-report)
           --quiet                no progress line
         """;
 

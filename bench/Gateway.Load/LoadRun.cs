@@ -131,17 +131,22 @@ internal static class LoadRun
         user.IsCancellationRequested ? "interrupted" : string.Create(CultureInfo.InvariantCulture, $"overall cap --max-total {o.MaxTotalSeconds} s reached");
 
     /// <summary>A few sequential requests per target first, so connection setup and the gateway's first-request work (snapshot,
-    /// pools) do not land in the first step's p99.</summary>
+    /// pools) do not land in the first step's p99. Bounded like everything else: a target that does not answer gets 5 s in all and
+    /// one attempt, and the steps then show its errors.</summary>
     private static async Task WarmUpAsync(HttpClient client, Target? gateway, Target? direct, bool streams, CancellationToken ct)
     {
         foreach (var target in new[] { gateway, direct })
         {
             if (target is null || streams) continue;
+            using var budget = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            budget.CancelAfter(TimeSpan.FromSeconds(5));
             var scratch = new List<double>();
-            for (var i = 0; i < 10 && !ct.IsCancellationRequested; i++)
+            for (var i = 0; i < 10 && !budget.IsCancellationRequested; i++)
             {
-                var outcome = await SseMeter.SendAsync(client, target, scratch, null, ct).ConfigureAwait(false);
-                if (!outcome.Ok && i == 0) Console.Error.WriteLine($"warning: warm-up request to {target} failed: {outcome.Error}");
+                var outcome = await SseMeter.SendAsync(client, target, scratch, null, budget.Token).ConfigureAwait(false);
+                if (outcome.Ok) continue;
+                if (!ct.IsCancellationRequested) Console.Error.WriteLine($"warning: warm-up request to {target} failed: {outcome.Error}");
+                break;
             }
         }
     }
