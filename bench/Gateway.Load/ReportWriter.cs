@@ -33,18 +33,19 @@ internal static class ReportWriter
         sb.Append(Inv($"- started {r.StartedAt:yyyy-MM-dd HH:mm:ss} UTC on {r.Machine}; {r.DurationSeconds} s per target and step; {(r.Stream ? "streaming" : "non-streaming")}\n"));
         sb.Append("- gateway: ").Append(r.GatewayUrl ?? "–").Append("; direct (baseline): ").Append(r.DirectUrl ?? "–").Append("; upstream: ").Append(r.Upstream).Append('\n');
         sb.Append("- stopped: ").Append(r.StopReason).Append('\n');
-        sb.Append(Inv($"- knee (highest load whose p99 added overhead stays under {r.SloMs} ms, errors ≤ 1 %): "))
+        if (r.Profile == "streams") sb.Append("- knee: not applicable (the streams profile has no direct baseline; it measures memory per open stream)\n\n");
+        else sb.Append(Inv($"- knee (highest load whose p99 added overhead stays under {r.SloMs} ms, errors ≤ 1 %): "))
           .Append(r.Knee is { } k ? Inv($"**{r.LoadKind} {LoadRun.Fmt(k.Load)}** (p99 overhead {k.OverheadP99:F2} ms)") : "none (the first step already breaches, or no baseline)")
           .Append("\n\n");
 
         if (r.Profile == "streams")
         {
-            sb.Append("| open streams | ok | errors | gateway RSS peak (MB) | RSS per stream (KB) | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) | CPU s |\n");
-            sb.Append("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            sb.Append("| streams | peak open at once | ok | errors | gateway RSS peak (MB) | RSS per stream (KB) | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) | gateway CPU s |\n");
+            sb.Append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
             foreach (var s in r.Steps)
             {
                 var g = s.Gateway;
-                sb.Append(Inv($"| {LoadRun.Fmt(s.Load)} | {g?.Completed} | {g?.Errors} | {Mb(s.GatewayProcess?.PeakRssBytes)} | {Kb(s.RssPerStreamBytes)} | {F(g?.Ttft.P50)} / {F(g?.Ttft.P99)} | {F(g?.Itl.P50)} / {F(g?.Itl.P99)} | {F(s.GatewayProcess?.CpuSeconds)} |\n"));
+                sb.Append(Inv($"| {LoadRun.Fmt(s.Load)} | {g?.PeakOpenStreams} | {g?.Completed} | {g?.Errors} | {Mb(s.GatewayProcess?.PeakRssBytes)} | {Kb(s.RssPerStreamBytes)} | {F(g?.Ttft.P50)} / {F(g?.Ttft.P99)} | {F(g?.Itl.P50)} / {F(g?.Itl.P99)} | {F(s.GatewayProcess?.CpuSeconds)} |\n"));
             }
             sb.Append(Inv($"\nIdle gateway RSS before the first step: {Mb(r.IdleRssBytes)} MB. RSS per stream = (peak RSS during the step − idle RSS) / streams.\n"));
         }
@@ -139,6 +140,7 @@ internal static class ReportWriter
         w.WriteNumber("completed", t.Completed);
         w.WriteNumber("errors", t.Errors);
         w.WriteNumber("dropped", t.Dropped);
+        w.WriteNumber("peak_open_streams", t.PeakOpenStreams);
         w.WriteNumber("rps", Math.Round(t.RequestsPerSecond, 2));
         Pct(w, "latency_ms", t.Latency);
         Pct(w, "ttft_ms", t.Ttft);

@@ -7,7 +7,7 @@ internal sealed class StepRecorder
     private readonly List<double> _latency = new(1024);
     private readonly List<double> _ttft = new(1024);
     private readonly Dictionary<string, int> _errors = new(StringComparer.Ordinal);
-    private int _completed, _failed, _dropped, _inFlight, _openStreams;
+    private int _completed, _failed, _dropped, _inFlight, _openStreams, _peakOpenStreams;
 
     /// <summary>Inter-token gaps; <see cref="SseMeter"/> appends under this list's own lock.</summary>
     public List<double> Itl { get; } = new(4096);
@@ -19,7 +19,13 @@ internal sealed class StepRecorder
     public int Dropped => Volatile.Read(ref _dropped);
 
     public void Started() => Interlocked.Increment(ref _inFlight);
-    public void FirstToken() => Interlocked.Increment(ref _openStreams);
+    public void FirstToken()
+    {
+        var open = Interlocked.Increment(ref _openStreams);
+        // The streams profile's answer is how many streams were open at once, not how many were started.
+        int peak;
+        while (open > (peak = Volatile.Read(ref _peakOpenStreams)) && Interlocked.CompareExchange(ref _peakOpenStreams, open, peak) != peak) { }
+    }
     public void Drop() => Interlocked.Increment(ref _dropped);
 
     public void Record(RequestOutcome outcome, bool streamWasOpen)
@@ -56,6 +62,7 @@ internal sealed class StepRecorder
                 Completed = _completed,
                 Errors = _failed,
                 Dropped = _dropped,
+                PeakOpenStreams = Volatile.Read(ref _peakOpenStreams),
                 Latency = Stats.Summarize(_latency),
                 Ttft = _ttft.Count > 0 ? Stats.Summarize(_ttft) : Percentiles.Empty,
                 Itl = itl.Count > 0 ? Stats.Summarize(itl) : Percentiles.Empty,

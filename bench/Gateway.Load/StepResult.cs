@@ -9,6 +9,8 @@ internal sealed record TargetResult
     public required int Errors { get; init; }
     /// <summary>Poisson arrivals that found the in-flight bound full and were not sent (a client-side limit, not a target error).</summary>
     public int Dropped { get; init; }
+    /// <summary>Most streams that had received content and not yet ended at the same moment.</summary>
+    public int PeakOpenStreams { get; init; }
     public required Percentiles Latency { get; init; }
     public required Percentiles Ttft { get; init; }
     public required Percentiles Itl { get; init; }
