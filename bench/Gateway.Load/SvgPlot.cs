@@ -10,7 +10,7 @@ internal sealed record Series(string Name, string Color, IReadOnlyList<double> V
 /// <summary>
 /// A line chart as a standalone SVG, written by hand (no packages, AOT-trivial). X is categorical, one evenly spaced slot per
 /// load step labelled with its value: sweep steps usually double, and equal spacing reads better than a linear axis that
-/// crowds the low steps. Y is linear from 0 to a rounded maximum.
+/// crowds the low steps. Y is linear from 0 to a rounded maximum; values below 0 (a slightly negative overhead is noise) are drawn at 0.
 /// </summary>
 internal static class SvgPlot
 {
