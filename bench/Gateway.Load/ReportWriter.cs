@@ -40,14 +40,18 @@ internal static class ReportWriter
 
         if (r.Profile == "streams")
         {
-            sb.Append("| streams | peak open at once | ok | errors | gateway RSS peak (MB) | RSS per stream (KB) | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) | gateway CPU s |\n");
-            sb.Append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            sb.Append("| streams | peak open at once | ok | errors | gateway RSS peak (MB) | RSS per stream (KB) | marginal RSS per stream (KB) | TTFT p50 / p99 (ms) | ITL p50 / p99 (ms) | gateway CPU s |\n");
+            sb.Append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            StepResult? previous = null;
             foreach (var s in r.Steps)
             {
                 var g = s.Gateway;
-                sb.Append(Inv($"| {LoadRun.Fmt(s.Load)} | {g?.PeakOpenStreams} | {g?.Completed} | {g?.Errors} | {Mb(s.GatewayProcess?.PeakRssBytes)} | {Kb(s.RssPerStreamBytes)} | {F(g?.Ttft.P50)} / {F(g?.Ttft.P99)} | {F(g?.Itl.P50)} / {F(g?.Itl.P99)} | {F(s.GatewayProcess?.CpuSeconds)} |\n"));
+                var marginal = MarginalRssPerStream(previous, s);
+                previous = s;
+                sb.Append(Inv($"| {LoadRun.Fmt(s.Load)} | {g?.PeakOpenStreams} | {g?.Completed} | {g?.Errors} | {Mb(s.GatewayProcess?.PeakRssBytes)} | {Kb(s.RssPerStreamBytes)} | {Kb(marginal)} | {F(g?.Ttft.P50)} / {F(g?.Ttft.P99)} | {F(g?.Itl.P50)} / {F(g?.Itl.P99)} | {F(s.GatewayProcess?.CpuSeconds)} |\n"));
             }
-            sb.Append(Inv($"\nIdle gateway RSS before the first step: {Mb(r.IdleRssBytes)} MB. RSS per stream = (peak RSS during the step − idle RSS) / streams.\n"));
+            sb.Append(Inv($"\nIdle gateway RSS before the first step: {Mb(r.IdleRssBytes)} MB. RSS per stream = (peak RSS during the step − idle RSS) / streams; "))
+              .Append("it includes fixed costs that do not grow with streams (thread pool, GC heap sizing). Marginal = peak RSS growth from the previous step / streams added.\n");
         }
         else
         {
@@ -75,6 +79,11 @@ internal static class ReportWriter
         sb.Append('\n');
         return sb.ToString();
     }
+
+    /// <summary>(peak RSS − previous step's peak RSS) / (streams − previous streams): what one more stream costs.</summary>
+    internal static double? MarginalRssPerStream(StepResult? previous, StepResult current) =>
+        previous?.GatewayProcess is { } a && current.GatewayProcess is { } b && current.Load > previous.Load
+            ? (b.PeakRssBytes - a.PeakRssBytes) / (current.Load - previous.Load) : null;
 
     private static string Errors(TargetResult t) => t.Dropped > 0 ? Inv($"{t.Errors} (+{t.Dropped} dropped)") : Inv($"{t.Errors}");
     private static string F(double? v, string format = "F2") => v is { } x && !double.IsNaN(x) ? x.ToString(format, CultureInfo.InvariantCulture) : "–";

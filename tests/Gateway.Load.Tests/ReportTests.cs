@@ -91,4 +91,19 @@ public sealed class ReportTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public void Marginal_rss_per_stream_is_the_growth_between_steps()
+    {
+        static StepResult At(double streams, long peakMb) => new()
+        {
+            Load = streams, LoadKind = "streams", Gateway = KneeTests.Target("gateway", 1, 2),
+            GatewayProcess = new ProcessFigures(0, 0, peakMb << 20, peakMb << 20),
+        };
+        Assert.Equal(8.0 * 1048576 / 125, ReportWriter.MarginalRssPerStream(At(250, 50), At(375, 58))!.Value, 6);
+        Assert.Null(ReportWriter.MarginalRssPerStream(null, At(125, 30)));
+        var md = ReportWriter.Markdown(Report("streams", At(125, 30), At(250, 40)));
+        Assert.Contains("| 250 |", md);
+        Assert.Contains("81.9", md); // 10 MiB / 125 streams = 81.92 KiB
+    }
 }
