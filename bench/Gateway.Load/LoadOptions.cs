@@ -31,6 +31,7 @@ internal sealed class LoadOptions
     public int ItlMs { get; set; }
     public int Tokens { get; set; } = 16;
     public int SourceAddresses { get; set; }                        // 0 = profile default
+    public int Simulators { get; set; }                             // 0 = profile default
     public string OutDir { get; set; } = "load-report";
     public bool Quiet { get; set; }
 
@@ -52,6 +53,8 @@ internal sealed class LoadOptions
                                  out/gateway; --ttft-ms, --itl-ms, --tokens set the simulator), stop them at the end
           --upstream URL         a running vLLM/OpenAI server as direct target (--direct-model); without --gateway one is started
           --source-addresses N   spread client connections over 127.0.0.1..N (streams default: 1 per 2,000 streams, at least 2)
+          --simulators K         with --upstream simulator: K simulators on 127.0.0.1..K behind the gateway (streams default: 1 per
+                                 4,000 streams, so the gateway's upstream connections do not run out of ports; else 1)
           --out DIR              report.md, report.json, *.svg (default ./load-report)
           --quiet                no progress line
         """;
@@ -98,6 +101,7 @@ internal sealed class LoadOptions
                 "--itl-ms" => Int(value, 0, 60_000, v => o.ItlMs = v),
                 "--tokens" => Int(value, 1, 10_000_000, v => o.Tokens = v),
                 "--source-addresses" => Int(value, 1, 60_000, v => o.SourceAddresses = v),
+                "--simulators" => Int(value, 1, 64, v => o.Simulators = v),
                 "--out" => Set(value.Length > 0, () => o.OutDir = value, "--out must not be empty"),
                 _ => $"unknown option '{arg}' (see --help)",
             };
@@ -124,6 +128,9 @@ internal sealed class LoadOptions
         "streams" => Steps ?? [.. new[] { Streams / 4, Streams / 2, Streams * 3 / 4, Streams }.Where(n => n > 0).Distinct().Select(n => (double)n)],
         _ => Steps ?? (SweepBy == "rate" ? [25, 50, 100, 200] : [1, 4, 16, 64]),
     };
+
+    /// <summary>How many simulators --upstream simulator starts (the direct baseline is the first one).</summary>
+    public int SimulatorCount => Simulators > 0 ? Simulators : Profile == "streams" ? Math.Max(1, (int)Math.Ceiling(LoadLevels().Max() / 4000)) : 1;
 
     /// <summary>"concurrency", "rate" or "streams": what a step's load number means.</summary>
     public string LoadKind => Profile switch { "rate" => "rate", "streams" => "streams", "sweep" => SweepBy, _ => "concurrency" };

@@ -70,10 +70,12 @@ public sealed class ProbeAndParsingTests
     [Fact]
     public void Generated_gateway_config_carries_the_key_and_the_upstream()
     {
-        var toml = UpstreamStack.Toml(18080, "http://127.0.0.1:18000", "Qwen/Qwen2.5-7B-Instruct", "ml-abc", "/tmp/x");
+        var toml = UpstreamStack.Toml(18080, ["http://127.0.0.1:18000", "http://127.0.0.2:18001"], "Qwen/Qwen2.5-7B-Instruct", "ml-abc", "/tmp/x");
         Assert.Contains("port = 18080", toml);
         Assert.Contains("url = \"http://127.0.0.1:18000\"", toml);
         Assert.Contains("key = \"ml-abc\"", toml);
         Assert.Contains("host = \"127.0.0.1\"", toml);
+        Assert.Contains("url = \"http://127.0.0.2:18001\"", toml);
+        Assert.Equal(2, toml.Split("[[models.backends]]").Length - 1);
     }
 }
