@@ -52,6 +52,8 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         }
     }
 
+    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
+
     public string Tail()
     {
         lock (_tail) return string.Join('\n', _tail);

@@ -105,6 +105,8 @@ internal static class LoadRun
                 if (!o.Quiet) Console.Error.Write("\r" + new string(' ', 150) + "\r");
                 Console.Error.WriteLine(StepLine(label, step));
 
+                // A dead simulator or gateway makes every further figure meaningless: say which one and why, and stop.
+                if (stack?.ExitedChild() is { } exited) { stopReason = exited; Console.Error.WriteLine(exited); break; }
                 if (o.Profile is "sweep" or "streams" && Knee.TooManyErrors(step)) { stopReason = $"errors above {Knee.MaxErrorRate:P0} at {Fmt(step.Load)}"; break; }
                 if (o.Profile == "sweep" && !double.IsNaN(step.OverheadP99) && step.OverheadP99 >= o.SloMs)
                 {
