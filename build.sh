@@ -31,6 +31,8 @@ Usage: ./build.sh <command> [args]
   test             install PostgreSQL/Redis/Node.js if missing, build once, run every test project in parallel,
                    end with "N passed, N failed[, N skipped]"; non-zero exit on any failure, skip or crashed project.
   bench [filter]   BenchmarkDotNet: dotnet run -c Release --project bench/Gateway.Benchmarks -- --filter '<filter|*>'
+  bench-load ...   publish bench/Gateway.Load → out/gateway-load (Native AOT, when stale) and run it with the args, e.g.
+                   --profile sweep --upstream simulator --duration 5; report in --out (default .build/load); --help for all
   help             this text
 
 Environment: GATEWAY_PORT, SIM_PORT (run); TEST_HANG_TIMEOUT (test, default 20m: a hung test project is killed and fails).
@@ -353,6 +355,34 @@ cmd_bench() {
 }
 
 # ---------------------------------------------------------------------------------------------------------------------------------
+# bench-load
+
+cmd_bench_load() {
+  need dotnet "install the .NET 10 SDK"
+  local tool="$OUT_DIR/gateway-load" log="$WORK_DIR/publish-load.log" rc=0
+  mkdir -p "$WORK_DIR"
+  if [[ ! -x "$tool" || -n "$(find bench/Gateway.Load Directory.Build.props Directory.Packages.props \( -path '*/bin' -o -path '*/obj' \) -prune \
+         -o -type f -newer "$tool" -print 2>/dev/null | head -n 1)" ]]; then
+    say "dotnet publish bench/Gateway.Load -c Release -o out  (log: ${log#"$ROOT"/})"
+    dotnet publish bench/Gateway.Load/Gateway.Load.csproj -c Release -o "$OUT_DIR" >"$log" 2>&1 || rc=$?
+    if grep -qE '(warning|error) IL[0-9]{4}|(AOT|Trim) analysis (warning|error)' "$log"; then
+      grep -E '(warning|error) IL[0-9]{4}|(AOT|Trim) analysis (warning|error)' "$log" | sort -u >&2
+      rm -f "$tool" "$tool.dbg"
+      die "the gateway-load publish reported trimming/AOT diagnostics"
+    fi
+    (( rc == 0 )) || { cat "$log" >&2; die "dotnet publish of bench/Gateway.Load failed (exit $rc)"; }
+  fi
+  # The simulator upstream is `out/gateway simulate`: make sure it is there and current.
+  if [[ " $* " == *" simulator "* ]] && binary_is_stale; then
+    say "out/gateway is missing or stale: publishing"
+    cmd_publish
+  fi
+  local args=("$@")
+  [[ " $* " == *" --out "* || " $* " == *" --out="* ]] || args+=(--out "$WORK_DIR/load")
+  "$tool" "${args[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------------------------------------------
 
 main() {
   local cmd="${1:-help}"
@@ -362,6 +392,7 @@ main() {
     run) cmd_run "$@" ;;
     test) cmd_test "$@" ;;
     bench) cmd_bench "$@" ;;
+    bench-load) cmd_bench_load "$@" ;;
     help|-h|--help) usage ;;
     *) usage >&2; die "unknown command '$cmd'" ;;
   esac
