@@ -3,17 +3,19 @@
 # wrk → gateway (auth on) → simulator, for JSON and SSE, interleaved over several rounds. Reports medians of req/s, p50/p99
 # latency and the proxy process's CPU µs per request (utime+stime from /proc). Loopback only; bounded in time.
 #
-#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--out FILE]
+#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--out FILE] [--metrics-off-too]
+# --metrics-off-too adds a second gateway with [metrics] enabled = false, to show what recording metrics costs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-ROUNDS=3 DURATION=10 CONNECTIONS=32 OUT=""
+ROUNDS=3 DURATION=10 CONNECTIONS=32 OUT="" TARGETS="direct nginx gateway"
 while (($#)); do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --metrics-off-too) TARGETS="direct nginx gateway gateway-nometrics"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -24,7 +26,7 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || {
 }
 [[ -x out/gateway ]] || ./build.sh publish >&2
 
-SIM_PORT=18000 NGINX_PORT=18081 GW_PORT=18080
+SIM_PORT=18000 NGINX_PORT=18081 GW_PORT=18080 GW2_PORT=18082
 KEY="ml-$(printf 'b%.0s' {1..64})"
 WORK=$(mktemp -d)
 PIDS=()
@@ -59,6 +61,13 @@ TOML
 out/gateway serve "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
 wait_http "http://127.0.0.1:$GW_PORT/health"
 kill -0 "$GW_PID" 2>/dev/null || { echo "the gateway did not start (is port $GW_PORT taken?):" >&2; cat "$WORK/gateway.log" >&2; exit 1; }
+GW2_PID=""
+if [[ $TARGETS == *nometrics* ]]; then
+  sed -e "s/^port = $GW_PORT/port = $GW2_PORT/" "$WORK/gateway.toml" >"$WORK/gateway-nometrics.toml"
+  printf '[metrics]\nenabled = false\n' >>"$WORK/gateway-nometrics.toml"
+  out/gateway serve "$WORK/gateway-nometrics.toml" >"$WORK/gateway2.log" 2>&1 & GW2_PID=$!; PIDS+=($GW2_PID)
+  wait_http "http://127.0.0.1:$GW2_PORT/health"
+fi
 
 cat >"$WORK/nginx.conf" <<NGINX
 worker_processes 1;
@@ -118,11 +127,12 @@ run() { # $1 target port, $2 lua, $3 pid to charge CPU to (or empty)
 declare -A RESULTS
 for round in $(seq 1 "$ROUNDS"); do
   for kind in json sse; do
-    for target in direct nginx gateway; do
+    for target in $TARGETS; do
       case $target in
         direct) r=$(run $SIM_PORT "$WORK/direct-$kind.lua" "") ;;
         nginx) r=$(run $NGINX_PORT "$WORK/direct-$kind.lua" "$NGINX_WORKER") ;;
         gateway) r=$(run $GW_PORT "$WORK/gw-$kind.lua" "$GW_PID") ;;
+        gateway-nometrics) r=$(run $GW2_PORT "$WORK/gw-$kind.lua" "$GW2_PID") ;;
       esac
       RESULTS[$kind,$target]+="$r"$'\n'
       echo "round $round $kind $target: $r" >&2
@@ -140,7 +150,7 @@ NGINX_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$NGINX_WORKER/status")
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
   for kind in json sse; do
     n_rps=$(col 1 "${RESULTS[$kind,nginx]}"); n_cpu=$(col 4 "${RESULTS[$kind,nginx]}")
-    for target in direct nginx gateway; do
+    for target in $TARGETS; do
       d=${RESULTS[$kind,$target]}
       rps=$(col 1 "$d"); p50=$(col 2 "$d"); p99=$(col 3 "$d"); cpu=$(col 4 "$d"); bad=$(col 5 "$d")
       ratio=$(awk -v a="$rps" -v b="$n_rps" 'BEGIN { printf "%.2f×", a/b }')

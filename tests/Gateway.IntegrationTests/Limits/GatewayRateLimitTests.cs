@@ -29,7 +29,7 @@ public sealed class GatewayRateLimitTests : IAsyncLifetime
             Keys =
             [
                 .. options.Keys,
-                new KeyConfig { Name = "limited", KeyHashHex = ApiKey.HashHex(LimitedKey), RpmLimit = 2, TpmLimit = 1_000_000 },
+                new KeyConfig { Name = "limited", KeyHashHex = ApiKey.HashHex(LimitedKey), KeyPrefix = ApiKey.DisplayPrefix(LimitedKey), RpmLimit = 2, TpmLimit = 1_000_000 },
                 new KeyConfig { Name = "tokens", KeyHashHex = ApiKey.HashHex(TokenKey), RpmLimit = 1000, TpmLimit = 10 },
             ],
         };
@@ -72,6 +72,12 @@ public sealed class GatewayRateLimitTests : IAsyncLifetime
             Assert.InRange(retry, 1, 2);
         }
         Assert.Equal(before, _sim.RequestCount); // refused requests never reach the upstream
+
+        // The refusal is counted: by status on the model, and as a hit for the key's prefix (never the key).
+        var metrics = await _client.GetStringAsync("/metrics");
+        Assert.Contains("gateway_requests_total{model=\"qwen\",status_code=\"429\",streaming=\"false\"} 1", metrics);
+        Assert.Contains($"gateway_rate_limit_hits_total{{key_prefix=\"{ApiKey.DisplayPrefix(LimitedKey)}\",limit_type=\"rpm\"}} 1", metrics);
+        Assert.DoesNotContain(LimitedKey, metrics);
 
         await Task.Delay(2100); // the window (2 s) passes
         using var again = await Chat(LimitedKey);
