@@ -111,7 +111,7 @@ internal static class CompletionResponder
     /// connection was aborted) or throws <see cref="OperationCanceledException"/> when the client or the simulator went away.
     /// </summary>
     public static async Task<StreamEnd> StreamAsync(Exchange exchange, SimRequest request, string model, bool chat, SimulatorOptions options,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, StreamTally? tally = null)
     {
         var tokens = CompletionTokens(request, options);
         var dieAfter = options.DieAfterEvents;
@@ -137,6 +137,7 @@ internal static class CompletionResponder
             if (continuous) WriteStreamUsage(writer, prompt, 0);
             writer.Write(EventEnd);
             if (await EmitAsync()) return StreamEnd.Died;
+            if (continuous && tally is not null) tally.ReportedTokens = prompt;
         }
         for (var i = 0; i < tokens; i++)
         {
@@ -157,6 +158,7 @@ internal static class CompletionResponder
             if (continuous) WriteStreamUsage(writer, prompt, i + 1);
             writer.Write(EventEnd);
             if (await EmitAsync()) return StreamEnd.Died;
+            if (continuous && tally is not null) tally.ReportedTokens = prompt + i + 1;
         }
         if (request.IncludeUsage)
         {
@@ -227,3 +229,9 @@ internal static class CompletionResponder
 }
 
 internal enum StreamEnd { Completed, Died }
+
+/// <summary>The cumulative usage a stream has put on the wire so far (continuous_usage_stats): what a client could have counted.</summary>
+internal sealed class StreamTally
+{
+    public long ReportedTokens;
+}

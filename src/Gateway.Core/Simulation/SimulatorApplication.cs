@@ -125,15 +125,20 @@ internal sealed class SimulatorApplication(VllmSimulator simulator) : IHttpAppli
                 Account(stats, request.PromptTokens, CompletionResponder.CompletionTokens(request, options));
                 return;
             }
+            var tally = new StreamTally();
             try
             {
-                if (await CompletionResponder.StreamAsync(exchange, request, model, chat, options, linked.Token).ConfigureAwait(false) == StreamEnd.Completed)
+                if (await CompletionResponder.StreamAsync(exchange, request, model, chat, options, linked.Token, tally).ConfigureAwait(false) == StreamEnd.Completed)
                     Account(stats, request.PromptTokens, CompletionResponder.CompletionTokens(request, options));
             }
             catch (OperationCanceledException) when (!simulator.Stopping.IsCancellationRequested)
             {
                 simulator.StreamCancelled();
                 throw;
+            }
+            finally
+            {
+                simulator.AddReportedUsage(tally.ReportedTokens);
             }
         }
         finally

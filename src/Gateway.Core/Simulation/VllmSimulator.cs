@@ -116,6 +116,16 @@ public sealed class VllmSimulator : IAsyncDisposable
 
     internal void StreamCancelled() => Interlocked.Increment(ref _cancelledStreams);
 
+    private long _reportedUsage;
+
+    /// <summary>
+    /// Over all streams with continuous_usage_stats: the cumulative usage (prompt + completion tokens) of the last chunk each one
+    /// flushed before it ended, was cancelled or died. What a gateway charging live usage should have charged.
+    /// </summary>
+    public long ReportedUsageTokens => Interlocked.Read(ref _reportedUsage);
+
+    internal void AddReportedUsage(long tokens) => Interlocked.Add(ref _reportedUsage, tokens);
+
     internal void Capture(CapturedRequest request)
     {
         lock (_captured)
