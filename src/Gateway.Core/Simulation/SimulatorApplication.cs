@@ -131,9 +131,10 @@ internal sealed class SimulatorApplication(VllmSimulator simulator) : IHttpAppli
                 if (await CompletionResponder.StreamAsync(exchange, request, model, chat, options, linked.Token, tally).ConfigureAwait(false) == StreamEnd.Completed)
                     Account(stats, request.PromptTokens, CompletionResponder.CompletionTokens(request, options));
             }
-            catch (OperationCanceledException) when (!simulator.Stopping.IsCancellationRequested)
+            catch (Exception e) when (e is OperationCanceledException or IOException or Microsoft.AspNetCore.Connections.ConnectionResetException
+                                      && !simulator.Stopping.IsCancellationRequested)
             {
-                simulator.StreamCancelled();
+                simulator.StreamCancelled(); // however Kestrel reports the client leaving: a cancel, a reset, a failed write
                 throw;
             }
             finally

@@ -10,7 +10,7 @@ public sealed class HealthCheckerTests
 {
     private static readonly HealthCheckOptions Fast = new()
     {
-        Interval = TimeSpan.FromMilliseconds(100), Timeout = TimeSpan.FromMilliseconds(500), HealthyThreshold = 2, UnhealthyThreshold = 1,
+        Interval = TimeSpan.FromMilliseconds(100), Timeout = TimeSpan.FromMilliseconds(1500), HealthyThreshold = 2, UnhealthyThreshold = 1,
     };
 
     private static (HealthChecker, BackendHealthRegistry) Checker(params string[] urls)
@@ -50,7 +50,7 @@ public sealed class HealthCheckerTests
             HealthFails = fault == "health-fails",
             NotReady = fault == "not-ready",
             Models = fault == "other-model" ? ["some/other-model"] : [GatewayFixture.ModelId],
-            HealthDelayMs = fault == "slow-health" ? 2000 : 0,
+            HealthDelayMs = fault == "slow-health" ? 4000 : 0,
         });
         var (checker, registry) = Checker(sim.BaseUrl);
         await using var _ = checker;
