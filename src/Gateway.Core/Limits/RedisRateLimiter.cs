@@ -27,6 +27,16 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     });
     private readonly Task _writer;
     private long _sequence, _errors, _lastErrorLog;
+    // Tokens charged here but still in the writer's queue, per scope: a check counts them, so a batch on its way does not let a
+    // key run over its TPM by more than one request.
+    private readonly ConcurrentDictionary<(string KeyId, string? Model), StrongBox> _pending = new();
+
+    private sealed class StrongBox { public long Value; }
+
+    private long Pending(string keyId, string? model) => _pending.TryGetValue((keyId, model), out var box) ? Interlocked.Read(ref box.Value) : 0;
+
+    private void AddPending(string keyId, string? model, long tokens) =>
+        Interlocked.Add(ref _pending.GetOrAdd((keyId, model), static _ => new StrongBox()).Value, tokens);
 
     /// <param name="log">Told at most once per <see cref="ErrorLogInterval"/> that the limiter is failing open.</param>
     /// <param name="onError">Called on every failure (gateway_rate_limiter_errors_total).</param>
@@ -51,6 +61,7 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
         [
             _windowMs, request.KeyLimits.RequestsPerWindow, request.KeyLimits.TokensPerWindow,
             request.ModelLimits.RequestsPerWindow, request.ModelLimits.TokensPerWindow, NextMember(),
+            Pending(request.KeyId, null), modelScope ? Pending(request.KeyId, request.Model) : 0,
         ];
         try
         {
@@ -76,6 +87,8 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
         bool modelTpm = request.Model is not null && request.ModelLimits.TokensPerWindow > 0;
         if (!keyTpm && !modelTpm) return;
         var charge = new Charge(request.KeyId, modelTpm ? request.Model : null, keyTpm, tokens);
+        if (keyTpm) AddPending(charge.KeyId, null, tokens);
+        if (charge.Model is not null) AddPending(charge.KeyId, charge.Model, tokens);
         if (!_charges.Writer.TryWrite(charge)) _ = SendAsync(charge); // a full queue is no reason to lose tokens
     }
 
@@ -115,6 +128,12 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
         catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
         {
             OnError(e); // Redis is down: the window is lost with it anyway
+        }
+        finally
+        {
+            // Written (or lost with Redis): no longer pending here.
+            if (charge.KeyTpm) AddPending(charge.KeyId, null, -charge.Tokens);
+            if (charge.Model is not null) AddPending(charge.KeyId, charge.Model, -charge.Tokens);
         }
     }
 

@@ -7,7 +7,8 @@ namespace Gateway.Limits;
 internal static class RedisScripts
 {
     /// <summary>
-    /// KEYS: rpm, tpm of the key [, rpm, tpm of key × model]. ARGV: window_ms, key_rpm, key_tpm, model_rpm, model_tpm, member.
+    /// KEYS: rpm, tpm of the key [, rpm, tpm of key × model]. ARGV: window_ms, key_rpm, key_tpm, model_rpm, model_tpm, member,
+    /// key_pending, model_pending (tokens this instance has charged but not yet written: counted as if they were).
     /// Checks every scope, then records the request in the RPM sets only if all allow it. Returns
     /// {violation, key_requests_remaining, key_requests_reset_ms, key_tokens_remaining, key_tokens_reset_ms, retry_after_ms}.
     /// Token entries are members "unique:tokens" scored by time; their sum is the window's usage.
@@ -44,10 +45,12 @@ internal static class RedisScripts
         local mrpm, mtpm = tonumber(ARGV[4]), tonumber(ARGV[5])
         local kr, krr = requests(KEYS[1], krpm)
         local kt, ktr = tokens(KEYS[2], ktpm)
+        kt = kt + tonumber(ARGV[7] or 0)
         local mr, mrr, mt, mtr = 0, 0, 0, 0
         if #KEYS >= 4 then
           mr, mrr = requests(KEYS[3], mrpm)
           mt, mtr = tokens(KEYS[4], mtpm)
+          mt = mt + tonumber(ARGV[8] or 0)
         end
 
         local violation, retry = 0, 0

@@ -23,7 +23,9 @@ public sealed class UpstreamClient : IDisposable
             MaxConnectionsPerServer = int.MaxValue,
             EnableMultipleHttp2Connections = true,
             ActivityHeadersPropagator = null, // no W3C trace headers we did not ask for
-            ResponseDrainTimeout = TimeSpan.FromMilliseconds(100),
+            // An abandoned response (the client left mid-stream) must close its connection at once so vLLM stops generating;
+            // draining it to reuse the socket would keep the GPU busy for nobody.
+            MaxResponseDrainSize = 0,
         };
         Invoker = new HttpMessageInvoker(Handler, disposeHandler: true);
         Options = options;

@@ -126,20 +126,20 @@ internal sealed class SimulatorApplication(VllmSimulator simulator) : IHttpAppli
                 return;
             }
             var tally = new StreamTally();
+            bool finished = false; // completed, or died on purpose (DieAfterEvents)
             try
             {
-                if (await CompletionResponder.StreamAsync(exchange, request, model, chat, options, linked.Token, tally).ConfigureAwait(false) == StreamEnd.Completed)
-                    Account(stats, request.PromptTokens, CompletionResponder.CompletionTokens(request, options));
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or Microsoft.AspNetCore.Connections.ConnectionResetException
-                                      && !simulator.Stopping.IsCancellationRequested)
-            {
-                simulator.StreamCancelled(); // however Kestrel reports the client leaving: a cancel, a reset, a failed write
-                throw;
+                var end = await CompletionResponder.StreamAsync(exchange, request, model, chat, options, linked.Token, tally).ConfigureAwait(false);
+                finished = true;
+                if (end == StreamEnd.Completed) Account(stats, request.PromptTokens, CompletionResponder.CompletionTokens(request, options));
             }
             finally
             {
                 simulator.AddReportedUsage(tally.ReportedTokens);
+                // However Kestrel reports the client leaving (a cancel, a reset, a failed write), a stream that did not finish while
+                // its client was gone was cancelled.
+                if (!finished && aborted.IsCancellationRequested && !simulator.Stopping.IsCancellationRequested)
+                    simulator.StreamCancelled();
             }
         }
         finally
