@@ -26,12 +26,9 @@ public readonly record struct OpenAiError(int Status, string Type, string Code, 
     public static OpenAiError BackendError(string message) => new(502, "upstream_error", "backend_error", message);
     public static OpenAiError BackendTimeout(string message) => new(504, "upstream_error", "backend_timeout", message);
 
-    // Messages quote model names with apostrophes; the default encoder would turn them into \u0027.
-    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     public void WriteTo(IBufferWriter<byte> output)
     {
-        using var writer = new Utf8JsonWriter(output, WriterOptions);
+        using var writer = new Utf8JsonWriter(output, Gateway.Json.JsonText.Relaxed);
         writer.WriteStartObject();
         WriteInner(writer);
         writer.WriteEndObject();

@@ -173,13 +173,11 @@ public sealed class KeyEntry
 
 internal static class JsonSerializerHelpers
 {
-    // Spliced text stays readable ("terse", café) instead of \u0022 escapes; both are valid JSON.
-    private static readonly JsonWriterOptions Relaxed = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static byte[] EncodeString(string value)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(value.Length + 8);
-        using (var w = new Utf8JsonWriter(buffer, Relaxed)) w.WriteStringValue(value);
+        using (var w = new Utf8JsonWriter(buffer, Json.JsonText.Relaxed)) w.WriteStringValue(value);
         return buffer.WrittenSpan.ToArray();
     }
 }

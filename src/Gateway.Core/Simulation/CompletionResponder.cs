@@ -15,7 +15,7 @@ namespace Gateway.Simulation;
 internal static class CompletionResponder
 {
     // Python's json output keeps non-ASCII as is; the relaxed encoder is the closest match.
-    internal static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    internal static readonly JsonWriterOptions WriterOptions = JsonText.Relaxed;
 
     private static ReadOnlySpan<byte> RoleChunk => "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]"u8;
     private static ReadOnlySpan<byte> ChatTokenStart => "{\"index\":0,\"delta\":{\"content\":\"tok"u8;

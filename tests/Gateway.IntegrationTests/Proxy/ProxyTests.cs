@@ -7,18 +7,8 @@ using Gateway.Testing;
 namespace Gateway.IntegrationTests.Proxy;
 
 [Collection("gateway")]
-public sealed class ProxyTests : IDisposable
+public sealed class ProxyTests(GatewayFixture fx) : SimulatorResetting(fx)
 {
-    private readonly GatewayFixture _fx;
-
-    public ProxyTests(GatewayFixture fx)
-    {
-        _fx = fx;
-        fx.ResetSimulator();
-    }
-
-    public void Dispose() => _fx.ResetSimulator();
-
     private static JsonElement Json(byte[] body) => JsonDocument.Parse(body).RootElement.Clone();
 
     [Fact]

@@ -8,18 +8,8 @@ using Gateway.Testing;
 namespace Gateway.IntegrationTests.Proxy;
 
 [Collection("gateway")]
-public sealed class StreamingTests : IDisposable
+public sealed class StreamingTests(GatewayFixture fx) : SimulatorResetting(fx)
 {
-    private readonly GatewayFixture _fx;
-
-    public StreamingTests(GatewayFixture fx)
-    {
-        _fx = fx;
-        fx.ResetSimulator();
-    }
-
-    public void Dispose() => _fx.ResetSimulator();
-
     private async Task<(HttpResponseMessage Response, List<string> Events)> Stream(string body)
     {
         var response = await _fx.Client.SendAsync(_fx.Post("/v1/chat/completions", body), HttpCompletionOption.ResponseHeadersRead);
