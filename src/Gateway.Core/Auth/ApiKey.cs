@@ -52,5 +52,16 @@ public readonly record struct KeyHash(ulong A, ulong B, ulong C, ulong D)
         return true;
     }
 
+    /// <summary>Lowercase hex, the form stored in <c>api_keys.key_hash</c>.</summary>
+    public string ToHex()
+    {
+        Span<byte> bytes = stackalloc byte[32];
+        BitConverter.TryWriteBytes(bytes, A);
+        BitConverter.TryWriteBytes(bytes[8..], B);
+        BitConverter.TryWriteBytes(bytes[16..], C);
+        BitConverter.TryWriteBytes(bytes[24..], D);
+        return Convert.ToHexStringLower(bytes);
+    }
+
     public override int GetHashCode() => (int)A; // already uniformly distributed
 }

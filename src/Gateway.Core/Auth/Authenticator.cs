@@ -8,9 +8,34 @@ namespace Gateway.Auth;
 /// <summary>Step 3 of the request path: <c>Authorization: Bearer ml-…</c> → the key's entry in the snapshot, or a 401.</summary>
 public static class Authenticator
 {
-    public static OpenAiError? Authenticate(StringValues authorization, Snapshot snapshot, DateTimeOffset now, out KeyEntry? key)
+    /// <summary>
+    /// Step 3 with the scaled-out fallback: a well-formed key missing from the snapshot is looked up through <paramref name="resolver"/>
+    /// (bounded; see <see cref="UnknownKeyResolver"/>). Synchronous, with no allocation, whenever the snapshot answers.
+    /// </summary>
+    public static ValueTask<(OpenAiError? Error, KeyEntry? Key)> AuthenticateAsync(StringValues authorization, Snapshot snapshot,
+        UnknownKeyResolver? resolver)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var error = Authenticate(authorization, snapshot, now, out var key, out var unknown);
+        if (unknown is { } hash && resolver is not null) return ResolveAsync(resolver, hash);
+        return new((error, key));
+    }
+
+    private static async ValueTask<(OpenAiError?, KeyEntry?)> ResolveAsync(UnknownKeyResolver resolver, KeyHash hash)
+    {
+        var error = Admit(await resolver.ResolveAsync(hash).ConfigureAwait(false), DateTimeOffset.UtcNow, out var key);
+        return (error, key);
+    }
+
+    public static OpenAiError? Authenticate(StringValues authorization, Snapshot snapshot, DateTimeOffset now, out KeyEntry? key) =>
+        Authenticate(authorization, snapshot, now, out key, out _);
+
+    /// <param name="unknown">Set when the key is well formed but not in the snapshot (it may have been created on another instance
+    /// a moment ago): the caller may look it up (<see cref="UnknownKeyResolver"/>) and finish with <see cref="Admit"/>.</param>
+    public static OpenAiError? Authenticate(StringValues authorization, Snapshot snapshot, DateTimeOffset now, out KeyEntry? key, out KeyHash? unknown)
     {
         key = null;
+        unknown = null;
         if (authorization.Count != 1 || authorization[0] is not { } header || header.Length == 0)
             return OpenAiError.InvalidApiKey("Missing API key. Send it as 'Authorization: Bearer ml-…'.");
         var value = header.AsSpan().Trim();
@@ -24,7 +49,16 @@ public static class Authenticator
         if (token.Length != ApiKey.Length || Encoding.ASCII.GetBytes(token, ascii) != ApiKey.Length || !ApiKey.IsWellFormed(ascii))
             return OpenAiError.InvalidApiKey("Incorrect API key provided.");
 
-        var entry = snapshot.FindKey(ApiKey.Hash(ascii));
+        var hash = ApiKey.Hash(ascii);
+        var entry = snapshot.FindKey(hash);
+        if (entry is null) unknown = hash;
+        return Admit(entry, now, out key);
+    }
+
+    /// <summary>The checks on a key that exists: active, not expired. A null entry is an unknown key.</summary>
+    public static OpenAiError? Admit(KeyEntry? entry, DateTimeOffset now, out KeyEntry? key)
+    {
+        key = null;
         if (entry is null) return OpenAiError.InvalidApiKey("Incorrect API key provided.");
         if (!entry.Active) return OpenAiError.InvalidApiKey("This API key has been revoked.");
         if (entry.ExpiresAt is { } expires && expires <= now) return OpenAiError.InvalidApiKey("This API key has expired.");

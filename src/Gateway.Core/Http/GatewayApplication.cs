@@ -15,7 +15,8 @@ namespace Gateway.Http;
 /// The gateway's raw Kestrel application. Step 1 of the request path: route on method and path, then hand off. No middleware,
 /// no HttpContext.
 /// </summary>
-public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler proxy, GatewayMetrics metrics, GatewayLog log) : IHttpApplication<IFeatureCollection>
+public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler proxy, GatewayMetrics metrics, GatewayLog log,
+    UnknownKeyResolver? keyResolver = null) : IHttpApplication<IFeatureCollection>
 {
     private static readonly byte[] HealthBody = """{"status":"ok"}"""u8.ToArray();
     private static readonly byte[] ReadyBody = """{"status":"ready"}"""u8.ToArray();
@@ -99,11 +100,13 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
     {
         exchange.ResponseHeaders[GatewayHeaders.RequestId] = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
         var snapshot = snapshots.Current!;
-        if (Authenticator.Authenticate(exchange.RequestHeaders.Authorization, snapshot, DateTimeOffset.UtcNow, out var key) is { } error)
+        var (authError, key) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshot, keyResolver);
+        if (authError is { } error)
         {
             await exchange.WriteErrorAsync(error);
             return;
         }
+        if (keyResolver is not null && snapshot.FindKey(key!.Hash) is null) snapshot = snapshots.Current!;
         using var buffer = new PooledBuffer(1024);
         ModelList.Write(snapshot, key!, buffer);
         await exchange.WriteBodyAsync(200, "application/json", buffer.WrittenMemory);

@@ -1,5 +1,6 @@
 using System.Net;
 using Gateway.Config;
+using Gateway.Control;
 using Gateway.Limits;
 using Gateway.Observability;
 using Gateway.Proxy;
@@ -7,7 +8,11 @@ using Gateway.Routing;
 
 namespace Gateway.Http;
 
-/// <summary>The composed gateway: snapshot, upstream pool, request path and Kestrel. Used by <c>gateway serve</c> and by tests (port 0).</summary>
+/// <summary>
+/// The composed gateway: control plane, snapshot, upstream pool, request path and Kestrel. Used by <c>gateway serve</c> (always with a
+/// store) and by tests (port 0). Without a store the snapshot comes straight from the config file and nothing can change it at run
+/// time: tests and benchmarks of the data plane use that to start without a data directory.
+/// </summary>
 public sealed class GatewayHost : IAsyncDisposable
 {
     private readonly HttpServer _server;
@@ -15,23 +20,29 @@ public sealed class GatewayHost : IAsyncDisposable
     private readonly HealthChecker? _healthChecker;
 
     /// <param name="logSink">Where log lines go; stdout when null (tests pass a stream to capture them).</param>
-    public GatewayHost(GatewayOptions options, Stream? logSink = null)
+    /// <param name="store">The control plane's store (the host owns it from here); the first snapshot is loaded from it in
+    /// <see cref="StartAsync"/>, before the server accepts a request.</param>
+    public GatewayHost(GatewayOptions options, Stream? logSink = null, Storage.IStore? store = null)
     {
         Options = options;
         Metrics = new GatewayMetrics { Enabled = options.MetricsEnabled };
         Log = new GatewayLog(options.LogLevel, options.LogFormat, logSink, Metrics.LogLinesDropped);
         Snapshots = new SnapshotHolder();
         Health = new BackendHealthRegistry();
-        var snapshot = Snapshot.FromConfig(options, health: Health);
-        Metrics.Attach(snapshot);
-        Snapshots.Swap(snapshot);
+        if (store is null)
+        {
+            var snapshot = Snapshot.FromConfig(options, health: Health);
+            Metrics.Attach(snapshot);
+            Snapshots.Swap(snapshot);
+        }
         // health_check.interval = 0 turns active checks off (and with them passive ejection, which only they could undo).
         _healthChecker = options.HealthCheck.Interval > TimeSpan.Zero ? new HealthChecker(Snapshots, Health, options.HealthCheck) : null;
         if (_healthChecker is not null) _healthChecker.StateChanged += OnHealthChanged;
         _upstream = new UpstreamClient(options.Proxy);
         Limiter = CreateLimiter(options);
-        var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options, Metrics, Log);
-        Application = new GatewayApplication(Snapshots, proxy, Metrics, Log);
+        Control = store is null ? null : new ControlPlane(store, Snapshots, options, Health, Metrics, Log, _redis);
+        var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options, Metrics, Log, Control?.KeyResolver);
+        Application = new GatewayApplication(Snapshots, proxy, Metrics, Log, Control?.KeyResolver);
         var address = IPAddress.TryParse(options.Server.Host, out var ip) ? ip : IPAddress.Any;
         _server = new HttpServer(new IPEndPoint(address, options.Server.Port), new HttpServerLimits
         {
@@ -62,6 +73,8 @@ public sealed class GatewayHost : IAsyncDisposable
     }
 
     public GatewayOptions Options { get; }
+    /// <summary>Null when the host runs on the config file alone (no store).</summary>
+    public ControlPlane? Control { get; }
     public SnapshotHolder Snapshots { get; }
     public BackendHealthRegistry Health { get; }
     public IRateLimiter Limiter { get; }
@@ -73,6 +86,7 @@ public sealed class GatewayHost : IAsyncDisposable
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
+        if (Control is not null) await Control.StartAsync(cancellationToken);
         await _server.StartAsync(Application, cancellationToken);
         _healthChecker?.Start();
     }
@@ -85,6 +99,7 @@ public sealed class GatewayHost : IAsyncDisposable
         await _server.DisposeAsync();
         if (_healthChecker is not null) await _healthChecker.DisposeAsync();
         if (Limiter is IAsyncDisposable limiter) await limiter.DisposeAsync();
+        if (Control is not null) await Control.DisposeAsync();
         if (_redis is not null) await _redis.DisposeAsync();
         _upstream.Dispose();
         await Log.DisposeAsync();

@@ -24,7 +24,8 @@ namespace Gateway.Proxy;
 /// Each step is marked below; step 11 (account: metrics, log line, token charges) runs in a finally, whatever happened.
 /// </summary>
 public sealed class ProxyHandler(
-    SnapshotHolder snapshots, UpstreamClient upstream, IRateLimiter limiter, GatewayOptions options, GatewayMetrics metrics, GatewayLog log)
+    SnapshotHolder snapshots, UpstreamClient upstream, IRateLimiter limiter, GatewayOptions options, GatewayMetrics metrics, GatewayLog log,
+    UnknownKeyResolver? keyResolver = null)
 {
     private readonly long _maxBody = options.Server.MaxBodyBytes;
 
@@ -50,8 +51,9 @@ public sealed class ProxyHandler(
 
             // Step 3: auth, before reading a byte of the body.
             var snapshot = snapshots.Current!;
-            var authError = Authenticator.Authenticate(exchange.RequestHeaders.Authorization, snapshot, DateTimeOffset.UtcNow, out var key);
+            var (authError, key) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshot, keyResolver);
             if (authError is { } ae) { await ReplyErrorAsync(exchange, record, ae); return; }
+            if (keyResolver is not null && snapshot.FindKey(key!.Hash) is null) snapshot = snapshots.Current!; // found in the store: the reloaded snapshot has it
             record.KeyPrefix = key!.KeyPrefix;
 
             // Step 4: read the body into pooled memory (bounded) and scan it once.

@@ -12,15 +12,20 @@ namespace Gateway.Routing;
 /// </summary>
 public static class SnapshotBuilder
 {
-    public static async Task<Snapshot> BuildAsync(IStore store, Snapshot? previous = null, CancellationToken ct = default) =>
-        FromStore(await store.LoadAllAsync(ct).ConfigureAwait(false), previous);
+    public static async Task<Snapshot> BuildAsync(IStore store, Snapshot? previous = null, BackendHealthRegistry? health = null,
+        long defaultRpm = 0, long defaultTpm = 0, CancellationToken ct = default) =>
+        FromStore(await store.LoadAllAsync(ct).ConfigureAwait(false), previous, health, defaultRpm, defaultTpm);
 
-    public static Snapshot FromStore(StoreContents contents, Snapshot? previous = null)
+    /// <param name="previous">Balancer state carries over from it, matched by alias and backend URL.</param>
+    /// <param name="health">Backend health outlives snapshots; null gives every backend fresh (healthy) state.</param>
+    /// <param name="defaultRpm">Applied to keys whose own limit is null or 0, as for config keys.</param>
+    public static Snapshot FromStore(StoreContents contents, Snapshot? previous = null, BackendHealthRegistry? health = null,
+        long defaultRpm = 0, long defaultTpm = 0)
     {
         var models = contents.Models.Select(m =>
-            ModelEntry.Create(ToConfig(m), m.CreatedAt.ToUnixTimeSeconds(), previous?.FindModel(m.Name)));
+            ModelEntry.Create(ToConfig(m), m.CreatedAt.ToUnixTimeSeconds(), previous?.FindModel(m.Name), health));
         // A row whose hash does not parse can never match a request; leave it out rather than fail the whole snapshot.
-        var keys = contents.Keys.Where(k => KeyHash.TryParseHex(k.KeyHash, out _)).Select(ToEntry);
+        var keys = contents.Keys.Where(k => KeyHash.TryParseHex(k.KeyHash, out _)).Select(k => ToEntry(k, defaultRpm, defaultTpm));
         return new Snapshot(models, keys, (previous?.Version ?? 0) + 1);
     }
 
@@ -34,11 +39,21 @@ public static class SnapshotBuilder
         EnableThinking = ReasoningFlag(m.ReasoningConfig),
         SystemPromptPrefix = Members(m.Transforms).FirstOrDefault(p => p.Name == "system_prompt_prefix" && p.Value.ValueKind == JsonValueKind.String)
             .Value is { ValueKind: JsonValueKind.String } s ? s.GetString() : null,
+        RpmLimit = Limit(m.RateLimits, "rpm"),
+        TpmLimit = Limit(m.RateLimits, "tpm"),
         // Backend health in the table is per instance (written by whoever checked last); routing uses this instance's own checks.
         Backends = m.Backends.Select(b => new BackendConfig { Url = b.Url, Weight = b.Weight, Active = b.Active }).ToArray(),
     };
 
-    private static KeyEntry ToEntry(StoredKey k)
+    /// <summary><c>rate_limits = {"rpm":N,"tpm":N}</c>; anything but a positive integer means "no limit".</summary>
+    private static long? Limit(string json, string name)
+    {
+        foreach (var p in Members(json))
+            if (p.Name == name && p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt64(out var n) && n > 0) return n;
+        return null;
+    }
+
+    internal static KeyEntry ToEntry(StoredKey k, long defaultRpm, long defaultTpm)
     {
         KeyHash.TryParseHex(k.KeyHash, out var hash);
         return new KeyEntry
@@ -52,6 +67,7 @@ public static class SnapshotBuilder
             TpmLimit = k.TpmLimit,
             ExpiresAt = k.ExpiresAt,
             Active = k.Active,
+            Limits = new Limits.RateLimits(k.RpmLimit is > 0 ? k.RpmLimit.Value : defaultRpm, k.TpmLimit is > 0 ? k.TpmLimit.Value : defaultTpm),
         };
     }
 

@@ -29,13 +29,14 @@ public static class StoreSeeder
         var defaults = DefaultParamsJson(config);
         var reasoning = config.EnableThinking is { } t ? (t ? """{"enable_thinking":true}""" : """{"enable_thinking":false}""") : "{}";
         var transforms = TransformsJson(config);
+        var limits = RateLimitsJson(config);
         StoredModel model;
         if (existing is null)
         {
             model = await store.CreateModelAsync(new NewModel
             {
                 Name = config.Name, ModelId = config.ModelId, Active = config.Active,
-                DefaultParams = defaults, ReasoningConfig = reasoning, Transforms = transforms,
+                DefaultParams = defaults, ReasoningConfig = reasoning, Transforms = transforms, RateLimits = limits,
             }, ct).ConfigureAwait(false);
         }
         else
@@ -43,6 +44,7 @@ public static class StoreSeeder
             model = await store.UpdateModelAsync(existing.Id, new ModelPatch
             {
                 ModelId = config.ModelId, Active = config.Active, DefaultParams = defaults, ReasoningConfig = reasoning, Transforms = transforms,
+                RateLimits = limits,
             }, ct).ConfigureAwait(false);
         }
 
@@ -96,6 +98,14 @@ public static class StoreSeeder
         }
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
+
+    private static string RateLimitsJson(ModelConfig config) => (config.RpmLimit, config.TpmLimit) switch
+    {
+        (null, null) => "{}",
+        (var rpm, null) => $$"""{"rpm":{{rpm}}}""",
+        (null, var tpm) => $$"""{"tpm":{{tpm}}}""",
+        var (rpm, tpm) => $$"""{"rpm":{{rpm}},"tpm":{{tpm}}}""",
+    };
 
     private static string TransformsJson(ModelConfig config)
     {

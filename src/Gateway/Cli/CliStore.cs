@@ -13,30 +13,6 @@ internal static class CliStore
         return path is null ? ConfigLoader.Load("", "environment") : ConfigLoader.LoadFile(path);
     }
 
-    /// <summary>The store, or a <see cref="StoreException"/> (Unavailable) whose message is fit for one line on stderr.</summary>
-    public static async Task<IStore> OpenAsync(GatewayOptions options)
-    {
-        if (string.IsNullOrWhiteSpace(options.DatabaseUrl)) return EmbeddedStore.Open(options.DataDir);
-
-        Npgsql.NpgsqlDataSource dataSource;
-        try { dataSource = DatabaseUrl.CreateDataSource(options.DatabaseUrl, 2); }
-        catch (FormatException e) { throw new StoreException(StoreErrorKind.Validation, e.Message); }
-        try
-        {
-            // Same rule as serve: never write through a schema this binary does not expect.
-            if (!await new Migrator(dataSource).IsUpToDateAsync())
-                throw new StoreException(StoreErrorKind.Unavailable, "the database schema is behind this binary: run 'gateway migrate up' first");
-        }
-        catch (Exception e) when (e is not StoreException)
-        {
-            await dataSource.DisposeAsync();
-            throw PostgresErrors.Map(e);
-        }
-        catch
-        {
-            await dataSource.DisposeAsync();
-            throw;
-        }
-        return new PostgresStore(dataSource, ownsDataSource: true);
-    }
+    /// <summary>The store (a small pool: one command, one connection), or a <see cref="StoreException"/> fit for one line on stderr.</summary>
+    public static Task<IStore> OpenAsync(GatewayOptions options) => StoreFactory.OpenAsync(options, maxPoolSize: 2);
 }

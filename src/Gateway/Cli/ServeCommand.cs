@@ -1,5 +1,6 @@
 using Gateway.Config;
 using Gateway.Http;
+using Gateway.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 
@@ -15,14 +16,24 @@ internal static class ServeCommand
         // System.Net.Sockets reads this once, when the first socket is created: it must be set before anything opens one.
         if (options.Server.InlineIo) Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
 
+        IStore store;
+        try { store = await StoreFactory.OpenAsync(options); }
+        catch (StoreException e) { return CommandLine.Fail($"cannot open the store: {e.Message}"); }
+
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Server.ShutdownTimeout + TimeSpan.FromSeconds(2));
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton(store);
         builder.Services.AddHostedService<GatewayService>();
         using var host = builder.Build();
         try
         {
             await host.RunAsync();
+        }
+        catch (StoreException e)
+        {
+            // Seeding or the first load failed (PostgreSQL went away, a config entry the store refuses): nothing to serve from.
+            return CommandLine.Fail($"cannot load the registry: {e.Message}");
         }
         catch (IOException e) when (e.Message.Contains("bind", StringComparison.OrdinalIgnoreCase))
         {
@@ -33,9 +44,9 @@ internal static class ServeCommand
     }
 }
 
-internal sealed class GatewayService(GatewayOptions options) : IHostedService, IAsyncDisposable
+internal sealed class GatewayService(GatewayOptions options, IStore store) : IHostedService, IAsyncDisposable
 {
-    private readonly GatewayHost _gateway = new(options);
+    private readonly GatewayHost _gateway = new(options, store: store);
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
