@@ -91,6 +91,8 @@ public sealed class PostgresFixture : IAsyncLifetime
                 if (start.ExitCode == 0)
                 {
                     _started = true;
+                    _serverOptions = options;
+                    _logFile = logFile;
                     break;
                 }
                 last = new InvalidOperationException(
@@ -121,6 +123,26 @@ public sealed class PostgresFixture : IAsyncLifetime
             await DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    private string? _serverOptions, _logFile;
+
+    /// <summary>Stops the server the way a crash would (immediate mode), keeping its data; <see cref="StartServerAsync"/> brings it back.
+    /// Only for a fixture a test owns: a shared one would take the whole collection down.</summary>
+    public async Task StopServerAsync()
+    {
+        NpgsqlConnection.ClearAllPools();
+        var stop = await PgToolAsync("pg_ctl", ["-D", _dataDir!, "-m", "immediate", "-w", "stop"]).ConfigureAwait(false);
+        if (stop.ExitCode != 0) throw new InvalidOperationException($"PostgresFixture: pg_ctl stop failed:\n{stop.Output}");
+    }
+
+    /// <summary>Starts a stopped server again on the same port.</summary>
+    public async Task StartServerAsync()
+    {
+        var start = await PgToolAsync("pg_ctl",
+            ["-D", _dataDir!, "-l", _logFile!, "-o", _serverOptions!, "-w", "-t", ((int)StartTimeout.TotalSeconds).ToString(CultureInfo.InvariantCulture), "start"])
+            .ConfigureAwait(false);
+        if (start.ExitCode != 0) throw new InvalidOperationException($"PostgresFixture: pg_ctl start failed:\n{start.Output}\n{LocalProcess.Tail(_logFile!)}");
     }
 
     /// <inheritdoc />

@@ -42,9 +42,9 @@ public sealed class ControlPlane : IAsyncDisposable
         _health = health;
         _metrics = metrics;
         _log = log;
-        _redis = store is PostgresStore ? redis : null; // an embedded store is this instance's alone: nobody else to tell
+        _redis = store.IsShared ? redis : null; // an embedded store is this instance's alone: nobody else to tell
         // Only a shared store can hold keys this snapshot has not seen yet.
-        KeyResolver = store is PostgresStore
+        KeyResolver = store.IsShared
             ? new UnknownKeyResolver(store, ReloadAsync, hash => _snapshots.Current?.FindKey(hash), new UnknownKeyResolver.Settings())
             : null;
     }
@@ -63,7 +63,7 @@ public sealed class ControlPlane : IAsyncDisposable
         await StoreSeeder.SeedAsync(Store, _options, ct).ConfigureAwait(false);
         await ReloadAsync(ct).ConfigureAwait(false);
         if (_redis is not null) await TrySubscribeAsync().ConfigureAwait(false);
-        if (Store is PostgresStore && _options.CacheRefreshInterval > TimeSpan.Zero) _refreshLoop = RefreshLoopAsync();
+        if (Store.IsShared && _options.CacheRefreshInterval > TimeSpan.Zero) _refreshLoop = RefreshLoopAsync();
     }
 
     /// <summary>Rebuilds the snapshot from the store and swaps it in. Throws what the store throws; the old snapshot stays.</summary>

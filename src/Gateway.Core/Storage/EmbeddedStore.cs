@@ -25,6 +25,8 @@ public sealed partial class EmbeddedStore : IStore
     }
 
     public string FilePath { get; }
+    /// <summary>The state file is locked to one process: nobody else writes it.</summary>
+    public bool IsShared => false;
 
     /// <summary>
     /// Opens (or creates) the store in <paramref name="dataDir"/>. A state file that does not parse is refused with one line naming

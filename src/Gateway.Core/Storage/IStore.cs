@@ -7,6 +7,9 @@ namespace Gateway.Storage;
 /// </summary>
 public interface IStore : IAsyncDisposable
 {
+    /// <summary>True when other gateway instances may write to it too (PostgreSQL): snapshots then need invalidations and refreshes.</summary>
+    bool IsShared { get; }
+
     /// <summary>Models ordered by name, each with its backends ordered by URL.</summary>
     Task<IReadOnlyList<StoredModel>> ListModelsAsync(CancellationToken ct = default);
     Task<StoredModel> GetModelAsync(Guid id, CancellationToken ct = default);

@@ -13,6 +13,8 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
         "id, name, model_id, active, default_params::text, reasoning_config::text, transforms::text, rate_limits::text, created_at, updated_at";
     private const string BackendColumns = "id, model_id, url, weight, active, healthy, last_health_check, created_at, updated_at";
 
+    public bool IsShared => true;
+
     public static PostgresStore Open(string databaseUrl, int maxPoolSize = 25) =>
         new(DatabaseUrl.CreateDataSource(databaseUrl, maxPoolSize), ownsDataSource: true);
 

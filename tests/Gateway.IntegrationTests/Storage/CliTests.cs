@@ -71,6 +71,15 @@ public sealed class CliTests(PostgresFixture pg) : IDisposable
         Assert.Contains("pending", (await Gateway("migrate", "status", "--config", config)).StdOut, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Serve_refuses_a_schema_that_is_behind()
+    {
+        var result = await Gateway("serve", Config(await pg.CreateDatabaseAsync()));
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("run 'gateway migrate up'", result.StdErr, StringComparison.Ordinal);
+        Assert.Single(result.StdErr.Trim().Split('\n'));
+    }
+
     [Theory]
     [InlineData("migrate")]
     [InlineData("migrate", "sideways")]

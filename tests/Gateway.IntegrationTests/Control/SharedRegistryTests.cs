@@ -1,0 +1,263 @@
+using System.Diagnostics;
+using System.Net;
+using Gateway.Auth;
+using Gateway.Config;
+using Gateway.Http;
+using Gateway.IntegrationTests.Fixtures;
+using Gateway.Routing;
+using Gateway.Simulation;
+using Gateway.Storage;
+using Gateway.Testing;
+using Xunit.Abstractions;
+
+namespace Gateway.IntegrationTests.Control;
+
+/// <summary>
+/// Two gateway instances on one real PostgreSQL and one real Redis: what one writes, the other serves, through the invalidation
+/// channel (measured) or, with Redis gone, through the periodic refresh. Plus the bounded lookup of keys missing from a snapshot.
+/// Writes go through <c>ControlPlane.Store</c> + <c>AfterWriteAsync</c>, the path every admin write takes.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class SharedRegistryTests(PostgresFixture pg, RedisFixture redis, ITestOutputHelper output) : IClassFixture<RedisFixture>, IAsyncLifetime
+{
+    private const string ModelId = "Qwen/Qwen2.5-7B-Instruct";
+    private readonly List<GatewayHost> _hosts = [];
+    private VllmSimulator _sim = null!;
+    private string _db = "";
+
+    public async Task InitializeAsync()
+    {
+        if (!redis.IsRunning) await redis.StartServerAsync();
+        await redis.FlushAsync();
+        _sim = await VllmSimulator.StartAsync(new SimulatorOptions { Port = 0, Tokens = 4, Models = [ModelId] });
+        _db = await pg.CreateDatabaseAsync();
+        await using var ds = DatabaseUrl.CreateDataSource(_db, 2);
+        await new Migrator(ds).UpAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var h in _hosts) await h.DisposeAsync();
+        await _sim.DisposeAsync();
+    }
+
+    private async Task<(GatewayHost Host, CountingStore Store)> StartAsync(TimeSpan refresh, bool withRedis = true)
+    {
+        var options = GatewayFixture.BuildOptions(_sim.BaseUrl) with
+        {
+            Models = [],
+            Keys = [],
+            DatabaseUrl = _db,
+            RedisUrl = withRedis ? $"redis://{redis.ConnectionString}/0" : null,
+            CacheRefreshInterval = refresh,
+        };
+        var store = new CountingStore(PostgresStore.Open(_db, 4));
+        var host = new GatewayHost(options, Stream.Null, store);
+        _hosts.Add(host);
+        await host.StartAsync();
+        return (host, store);
+    }
+
+    /// <summary>Polls until <paramref name="seen"/> holds on the host's current snapshot; returns how long it took.</summary>
+    private static async Task<TimeSpan> TimeUntil(GatewayHost host, Func<Snapshot, bool> seen, TimeSpan limit)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!seen(host.Snapshots.Current!))
+        {
+            if (clock.Elapsed > limit) throw new TimeoutException($"not seen within {limit.TotalSeconds:0.#}s");
+            await Task.Delay(2);
+        }
+        return clock.Elapsed;
+    }
+
+    private static async Task<HttpStatusCode> ChatAsync(HttpClient client, GatewayHost host, string model, string key)
+    {
+        using var request = GatewayFixture.CreatePost($"http://127.0.0.1:{host.Port}/v1/chat/completions",
+            $$"""{"model":"{{model}}","messages":[{"role":"user","content":"hi"}]}""", key);
+        using var response = await client.SendAsync(request);
+        await response.Content.ReadAsStringAsync();
+        return response.StatusCode;
+    }
+
+    [Fact]
+    public async Task Writes_on_one_instance_reach_the_other_through_the_invalidation_channel_within_a_second()
+    {
+        // A refresh interval of an hour: whatever B sees within the test came through Redis.
+        var (a, _) = await StartAsync(TimeSpan.FromHours(1));
+        var (b, _) = await StartAsync(TimeSpan.FromHours(1));
+        var store = a.Control!.Store;
+        var limit = TimeSpan.FromSeconds(1);
+        var timings = new List<string>();
+        async Task Write(Func<Task> write) { await write(); await a.Control.AfterWriteAsync(default); }
+
+        StoredModel model = null!;
+        await Write(async () =>
+        {
+            model = await store.CreateModelAsync(new NewModel { Name = "m1", ModelId = ModelId });
+            await store.AddBackendAsync(model.Id, new NewBackend { Url = _sim.BaseUrl });
+        });
+        timings.Add($"model created {(await TimeUntil(b, s => s.FindModel("m1") is { Backends.Length: 1 }, limit)).TotalMilliseconds:0.0} ms");
+
+        await Write(() => store.UpdateModelAsync(model.Id, new ModelPatch { Name = "m2" }));
+        timings.Add($"model renamed {(await TimeUntil(b, s => s.FindModel("m2") is not null && s.FindModel("m1") is null, limit)).TotalMilliseconds:0.0} ms");
+
+        var plaintext = ApiKey.Generate();
+        KeyHash.TryParseHex(ApiKey.HashHex(plaintext), out var hash);
+        StoredKey key = null!;
+        await Write(async () => key = await store.CreateKeyAsync(new NewKey { KeyHash = ApiKey.HashHex(plaintext), KeyPrefix = ApiKey.DisplayPrefix(plaintext), Name = "k" }));
+        timings.Add($"key created {(await TimeUntil(b, s => s.FindKey(hash) is not null, limit)).TotalMilliseconds:0.0} ms");
+
+        using var client = new HttpClient();
+        Assert.Equal(HttpStatusCode.OK, await ChatAsync(client, b, "m2", plaintext));
+
+        await Write(() => store.RevokeKeyAsync(key.Id));
+        timings.Add($"key revoked {(await TimeUntil(b, s => s.FindKey(hash) is { Active: false }, limit)).TotalMilliseconds:0.0} ms");
+        Assert.Equal(HttpStatusCode.Unauthorized, await ChatAsync(client, b, "m2", plaintext));
+
+        await Write(() => store.DeleteModelAsync(model.Id));
+        timings.Add($"model deleted {(await TimeUntil(b, s => s.FindModel("m2") is null, limit)).TotalMilliseconds:0.0} ms");
+        output.WriteLine("instance A write → visible on instance B (Redis pub/sub): " + string.Join(", ", timings));
+    }
+
+    [Fact]
+    public async Task With_redis_down_the_refresh_interval_heals()
+    {
+        var refresh = TimeSpan.FromMilliseconds(500);
+        var (a, _) = await StartAsync(refresh);
+        var (b, _) = await StartAsync(refresh);
+        await redis.StopServerAsync();
+        try
+        {
+            var store = a.Control!.Store;
+            var m = await store.CreateModelAsync(new NewModel { Name = "late", ModelId = ModelId });
+            await a.Control.AfterWriteAsync(default); // the publish fails; the write stands
+            Assert.NotNull(a.Snapshots.Current!.FindModel("late"));
+            var took = await TimeUntil(b, s => s.FindModel("late") is not null, TimeSpan.FromSeconds(5));
+            output.WriteLine($"Redis stopped: instance B saw the new model after {took.TotalMilliseconds:0} ms (refresh interval {refresh.TotalMilliseconds:0} ms)");
+            Assert.True(took < refresh * 4, $"took {took}");
+        }
+        finally { await redis.StartServerAsync(); }
+    }
+
+    [Fact]
+    public async Task A_key_created_elsewhere_works_before_any_invalidation_arrives()
+    {
+        // B has neither Redis nor a useful refresh: only the unknown-key lookup can find the key.
+        var (b, counted) = await StartAsync(TimeSpan.FromHours(1), withRedis: false);
+        var plaintext = ApiKey.Generate();
+        await using (var other = PostgresStore.Open(_db, 2))
+        {
+            var m = await other.CreateModelAsync(new NewModel { Name = "fresh", ModelId = ModelId });
+            await other.AddBackendAsync(m.Id, new NewBackend { Url = _sim.BaseUrl });
+            await other.CreateKeyAsync(new NewKey { KeyHash = ApiKey.HashHex(plaintext), KeyPrefix = ApiKey.DisplayPrefix(plaintext), Name = "elsewhere" });
+        }
+        int before = counted.Queries;
+        using var client = new HttpClient();
+        // The model arrives with the key: the lookup reloads the whole snapshot.
+        Assert.Equal(HttpStatusCode.OK, await ChatAsync(client, b, "fresh", plaintext));
+        Assert.Equal(HttpStatusCode.OK, await ChatAsync(client, b, "fresh", plaintext));
+        output.WriteLine($"key created on another instance: accepted on first use; store queries: {counted.Queries - before} (1 lookup + 1 reload)");
+        Assert.Equal(1, counted.KeyLookups);
+    }
+
+    [Fact]
+    public async Task Random_unknown_keys_cost_a_handful_of_queries()
+    {
+        var (b, counted) = await StartAsync(TimeSpan.FromHours(1));
+        int before = counted.Queries;
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 32 });
+        int unauthorized = 0;
+        var clock = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(Enumerable.Range(0, 1000), new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (_, _) =>
+        {
+            if (await ChatAsync(client, b, "any", ApiKey.Generate()) == HttpStatusCode.Unauthorized) Interlocked.Increment(ref unauthorized);
+        });
+        var elapsed = clock.Elapsed;
+        int queries = counted.Queries - before;
+        // The budget: a burst of 5, then 5 per second.
+        int bound = 5 + (int)Math.Ceiling(elapsed.TotalSeconds * 5);
+        output.WriteLine($"1000 requests with random unknown keys in {elapsed.TotalMilliseconds:0} ms: {unauthorized} × 401, {queries} PostgreSQL queries (bound {bound})");
+        Assert.Equal(1000, unauthorized);
+        Assert.InRange(queries, 1, bound);
+    }
+
+    [Fact]
+    public async Task One_unknown_key_sent_concurrently_is_looked_up_once()
+    {
+        var (b, counted) = await StartAsync(TimeSpan.FromHours(1));
+        var key = ApiKey.Generate();
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 });
+        var codes = await Task.WhenAll(Enumerable.Range(0, 200).Select(_ => ChatAsync(client, b, "any", key)));
+        Assert.All(codes, c => Assert.Equal(HttpStatusCode.Unauthorized, c));
+        // Single flight while the lookup runs, then the negative cache.
+        Assert.Equal(1, counted.KeyLookups);
+    }
+}
+
+/// <summary>PostgreSQL going away under a running gateway: the data plane serves on from its snapshot and picks up changes once it returns.</summary>
+public sealed class PostgresOutageTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private const string ModelId = "Qwen/Qwen2.5-7B-Instruct";
+    private readonly PostgresFixture _pg = new(); // its own server: stopping the shared one would take the collection down
+    private VllmSimulator _sim = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _pg.InitializeAsync();
+        _sim = await VllmSimulator.StartAsync(new SimulatorOptions { Port = 0, Tokens = 4, Models = [ModelId] });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _sim.DisposeAsync();
+        await _pg.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task The_data_plane_serves_its_snapshot_while_postgres_is_down_and_catches_up_after()
+    {
+        var db = await _pg.CreateDatabaseAsync();
+        await using (var ds = DatabaseUrl.CreateDataSource(db, 2)) await new Migrator(ds).UpAsync();
+        var key = ApiKey.Generate();
+        var options = GatewayFixture.BuildOptions(_sim.BaseUrl) with
+        {
+            Models = [new ModelConfig { Name = "qwen", ModelId = ModelId, Backends = [new BackendConfig { Url = _sim.BaseUrl }] }],
+            Keys = [new KeyConfig { Name = "k", KeyHashHex = ApiKey.HashHex(key) }],
+            DatabaseUrl = db,
+            CacheRefreshInterval = TimeSpan.FromMilliseconds(300),
+        };
+        var log = new MemoryStream();
+        await using var host = new GatewayHost(options, log, PostgresStore.Open(db, 4));
+        await host.StartAsync();
+        using var client = new HttpClient();
+        async Task<HttpStatusCode> Chat(string k)
+        {
+            using var request = GatewayFixture.CreatePost($"http://127.0.0.1:{host.Port}/v1/chat/completions", """{"model":"qwen","messages":[]}""", k);
+            using var response = await client.SendAsync(request);
+            return response.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.OK, await Chat(key));
+
+        await _pg.StopServerAsync();
+        long reloads = host.Control!.Reloads;
+        await Task.Delay(1000); // several failed refreshes
+        int ok = 0;
+        for (int i = 0; i < 50; i++) if (await Chat(key) == HttpStatusCode.OK) ok++;
+        // An unknown key's lookup fails fast and is refused like any unknown key, not with a 500.
+        var unknown = await Chat(ApiKey.Generate());
+        output.WriteLine($"PostgreSQL down: {ok}/50 requests served from the snapshot; unknown key → {(int)unknown}");
+        Assert.Equal(50, ok);
+        Assert.Equal(HttpStatusCode.Unauthorized, unknown);
+        Assert.Equal(reloads, host.Control.Reloads);
+
+        await _pg.StartServerAsync();
+        await using (var store = PostgresStore.Open(db, 2))
+            await store.CreateModelAsync(new NewModel { Name = "after", ModelId = ModelId });
+        var clock = Stopwatch.StartNew();
+        while (host.Snapshots.Current!.FindModel("after") is null && clock.Elapsed < TimeSpan.FromSeconds(15)) await Task.Delay(20);
+        output.WriteLine($"PostgreSQL back: change picked up after {clock.ElapsedMilliseconds} ms");
+        Assert.NotNull(host.Snapshots.Current!.FindModel("after"));
+        await host.Log.DisposeAsync();
+        Assert.Contains("registry refresh failed, serving the previous snapshot", System.Text.Encoding.UTF8.GetString(log.ToArray()), StringComparison.Ordinal);
+    }
+}
