@@ -41,6 +41,14 @@ public sealed class GatewayHost : IAsyncDisposable
         _upstream = new UpstreamClient(options.Proxy);
         Limiter = CreateLimiter(options);
         Control = store is null ? null : new ControlPlane(store, Snapshots, options, Health, Metrics, Log, _redis);
+        if (Control is not null && _healthChecker is not null)
+        {
+            // What this instance's checks see goes into the store, for the admin API; coalesced, never per check.
+            var heartbeat = options.HealthCheck.Interval > TimeSpan.FromSeconds(30) ? options.HealthCheck.Interval : TimeSpan.FromSeconds(30);
+            HealthWriter = new BackendHealthWriter(store!, Snapshots, Log, heartbeat);
+            _healthChecker.StateChanged += (_, _, _) => HealthWriter.OnFlip();
+            _healthChecker.RoundCompleted += HealthWriter.OnRound;
+        }
         var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options, Metrics, Log, Control?.KeyResolver);
         Application = new GatewayApplication(Snapshots, proxy, Metrics, Log, Control?.KeyResolver);
         var address = IPAddress.TryParse(options.Server.Host, out var ip) ? ip : IPAddress.Any;
@@ -75,6 +83,8 @@ public sealed class GatewayHost : IAsyncDisposable
     public GatewayOptions Options { get; }
     /// <summary>Null when the host runs on the config file alone (no store).</summary>
     public ControlPlane? Control { get; }
+    /// <summary>Writes backend health into the store; null without a store or without active checks.</summary>
+    public BackendHealthWriter? HealthWriter { get; }
     public SnapshotHolder Snapshots { get; }
     public BackendHealthRegistry Health { get; }
     public IRateLimiter Limiter { get; }
@@ -89,6 +99,7 @@ public sealed class GatewayHost : IAsyncDisposable
         if (Control is not null) await Control.StartAsync(cancellationToken);
         await _server.StartAsync(Application, cancellationToken);
         _healthChecker?.Start();
+        HealthWriter?.Start();
     }
 
     /// <summary>Stops accepting and drains in-flight requests until <paramref name="cancellationToken"/> fires.</summary>
@@ -99,6 +110,7 @@ public sealed class GatewayHost : IAsyncDisposable
         await _server.DisposeAsync();
         if (_healthChecker is not null) await _healthChecker.DisposeAsync();
         if (Limiter is IAsyncDisposable limiter) await limiter.DisposeAsync();
+        if (HealthWriter is not null) await HealthWriter.DisposeAsync();
         if (Control is not null) await Control.DisposeAsync();
         if (_redis is not null) await _redis.DisposeAsync();
         _upstream.Dispose();

@@ -32,6 +32,8 @@ public sealed class HealthChecker : IAsyncDisposable
 
     /// <summary>Raised when a backend's state flips (model id, URL, healthy).</summary>
     public event Action<string, string, bool>? StateChanged;
+    /// <summary>After each round: every backend in the snapshot has just been probed.</summary>
+    public event Action? RoundCompleted;
 
     public void Start() => _loop ??= Task.Run(() => RunAsync(_stop.Token));
 
@@ -59,6 +61,7 @@ public sealed class HealthChecker : IAsyncDisposable
                 if (!ids.Contains(model.ModelId)) ids.Add(model.ModelId);
             }
         await Task.WhenAll(byUrl.Select(pair => ProbeAsync(pair.Key, pair.Value, cancellationToken))).ConfigureAwait(false);
+        RoundCompleted?.Invoke();
     }
 
     private async Task ProbeAsync(string url, List<string> modelIds, CancellationToken cancellationToken)

@@ -93,6 +93,21 @@ public sealed partial class EmbeddedStore
         return (ReplaceBackends(s, model, model.Backends.Where(b => b.Id != backendId)), true);
     }, ct);
 
+    public Task RecordBackendHealthAsync(IReadOnlyList<BackendHealthReport> reports, CancellationToken ct = default)
+    {
+        if (reports.Count == 0) return Task.CompletedTask;
+        var byKey = reports.GroupBy(r => (r.ServedModelId, r.Url)).ToDictionary(g => g.Key, g => g.Last());
+        return WriteAsync(s => (s with
+        {
+            Models = s.Models.Select(m => m with
+            {
+                Backends = m.Backends.Select(b => byKey.TryGetValue((m.ModelId, b.Url), out var r)
+                    ? b with { Healthy = r.Healthy, LastHealthCheck = Truncate(r.CheckedAt) }
+                    : b).ToArray(),
+            }).ToArray(),
+        }, true), ct);
+    }
+
     private static (StoredModel Model, StoredBackend Backend) FindBackend(EmbeddedStateFile s, Guid modelId, Guid backendId)
     {
         var model = s.Models.FirstOrDefault(m => m.Id == modelId);

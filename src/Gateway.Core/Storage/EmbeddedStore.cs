@@ -114,10 +114,12 @@ public sealed partial class EmbeddedStore : IStore
     }
 
     /// <summary>PostgreSQL keeps microseconds; so do we, so both stores round-trip the same timestamps.</summary>
-    private static DateTimeOffset Now()
+    private static DateTimeOffset Now() => Truncate(DateTimeOffset.UtcNow);
+
+    private static DateTimeOffset Truncate(DateTimeOffset t)
     {
-        var now = DateTimeOffset.UtcNow;
-        return new DateTimeOffset(now.Ticks - now.Ticks % 10, TimeSpan.Zero);
+        var utc = t.ToUniversalTime();
+        return new DateTimeOffset(utc.Ticks - utc.Ticks % 10, TimeSpan.Zero);
     }
 
     public Task<StoreContents> LoadAllAsync(CancellationToken ct = default)

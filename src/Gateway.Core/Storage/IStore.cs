@@ -33,6 +33,12 @@ public interface IStore : IAsyncDisposable
     /// <summary>Soft revoke: the row stays (for audit) with active = false.</summary>
     Task<StoredKey> RevokeKeyAsync(Guid id, CancellationToken ct = default);
 
+    /// <summary>
+    /// Writes health as this instance's checks see it (<c>healthy</c>, <c>last_health_check</c>) for every backend matched by the
+    /// served model id and URL; unmatched reports are ignored. Not an admin change: <c>updated_at</c> stays, no snapshot rebuild.
+    /// </summary>
+    Task RecordBackendHealthAsync(IReadOnlyList<BackendHealthReport> reports, CancellationToken ct = default);
+
     /// <summary>Everything a <see cref="Routing.Snapshot"/> is built from.</summary>
     Task<StoreContents> LoadAllAsync(CancellationToken ct = default);
 }

@@ -150,6 +150,25 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
+    public async Task RecordBackendHealthAsync(IReadOnlyList<BackendHealthReport> reports, CancellationToken ct = default)
+    {
+        if (reports.Count == 0) return;
+        try
+        {
+            // One statement for the whole batch: the writer calls this at most every few seconds per instance.
+            await using var cmd = dataSource.CreateCommand(
+                "UPDATE model_backends b SET healthy = r.healthy, last_health_check = r.checked_at " +
+                "FROM models m, unnest($1::text[], $2::text[], $3::boolean[], $4::timestamptz[]) AS r(model_id, url, healthy, checked_at) " +
+                "WHERE b.model_id = m.id AND m.model_id = r.model_id AND b.url = r.url");
+            cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = reports.Select(r => r.ServedModelId).ToArray() });
+            cmd.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = reports.Select(r => r.Url).ToArray() });
+            cmd.Parameters.Add(new NpgsqlParameter<bool[]> { TypedValue = reports.Select(r => r.Healthy).ToArray() });
+            cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]> { TypedValue = reports.Select(r => r.CheckedAt.ToUniversalTime()).ToArray() });
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
+    }
+
     public async Task<StoreContents> LoadAllAsync(CancellationToken ct = default)
     {
         try

@@ -110,3 +110,6 @@ public sealed record KeyPatch
 
 /// <summary>"Set this field to <see cref="Value"/>", distinguishing "set to null" from "leave alone" (a null <c>Set?</c>).</summary>
 public readonly record struct Set<T>(T Value);
+
+/// <summary>One backend's health as an instance's checks see it. <see cref="ServedModelId"/> is the model's <c>model_id</c> (what vLLM serves).</summary>
+public sealed record BackendHealthReport(string ServedModelId, string Url, bool Healthy, DateTimeOffset CheckedAt);

@@ -38,5 +38,7 @@ internal sealed class CountingStore(IStore inner) : IStore
     public Task<StoredKey> CreateKeyAsync(NewKey key, CancellationToken ct = default) => inner.CreateKeyAsync(key, ct);
     public Task<StoredKey> UpdateKeyAsync(Guid id, KeyPatch patch, CancellationToken ct = default) => inner.UpdateKeyAsync(id, patch, ct);
     public Task<StoredKey> RevokeKeyAsync(Guid id, CancellationToken ct = default) => inner.RevokeKeyAsync(id, ct);
+    public Task RecordBackendHealthAsync(IReadOnlyList<BackendHealthReport> reports, CancellationToken ct = default) =>
+        inner.RecordBackendHealthAsync(reports, ct);
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 }

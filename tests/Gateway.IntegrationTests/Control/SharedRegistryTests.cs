@@ -261,3 +261,45 @@ public sealed class PostgresOutageTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.Contains("registry refresh failed, serving the previous snapshot", System.Text.Encoding.UTF8.GetString(log.ToArray()), StringComparison.Ordinal);
     }
 }
+
+/// <summary>Backend health as this instance's checks see it reaches PostgreSQL (coalesced), for the admin API to show.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class BackendHealthWriteBackTests(PostgresFixture pg, ITestOutputHelper output) : IAsyncLifetime
+{
+    private VllmSimulator _sim = null!;
+
+    public async Task InitializeAsync() => _sim = await VllmSimulator.StartAsync(new SimulatorOptions { Port = 0, Models = ["m/id"] });
+    public async Task DisposeAsync() => await _sim.DisposeAsync();
+
+    [Fact]
+    public async Task Checks_flip_healthy_and_last_health_check_in_postgres()
+    {
+        var db = await pg.CreateDatabaseAsync();
+        await using (var ds = DatabaseUrl.CreateDataSource(db, 2)) await new Migrator(ds).UpAsync();
+        var dead = $"http://127.0.0.1:{LocalProcess.FreePort()}";
+        var options = GatewayFixture.BuildOptions(_sim.BaseUrl) with
+        {
+            Models = [new ModelConfig { Name = "m", ModelId = "m/id", Backends = [new BackendConfig { Url = _sim.BaseUrl }, new BackendConfig { Url = dead }] }],
+            Keys = [],
+            DatabaseUrl = db,
+            HealthCheck = new HealthCheckOptions { Interval = TimeSpan.FromMilliseconds(200), Timeout = TimeSpan.FromSeconds(2), HealthyThreshold = 1, UnhealthyThreshold = 1 },
+        };
+        await using var host = new GatewayHost(options, Stream.Null, PostgresStore.Open(db, 4));
+        await host.StartAsync();
+        await using var store = PostgresStore.Open(db, 2);
+        var clock = Stopwatch.StartNew();
+        IReadOnlyList<StoredBackend> backends;
+        do
+        {
+            await Task.Delay(50);
+            backends = (await store.FindModelByNameAsync("m"))!.Backends;
+        }
+        while (backends.Any(b => b.LastHealthCheck is null) && clock.Elapsed < TimeSpan.FromSeconds(10));
+        output.WriteLine($"dead backend written as unhealthy after {clock.ElapsedMilliseconds} ms; {host.HealthWriter!.Writes} batch write(s) for {backends.Count} backends while checks ran every 200 ms");
+        Assert.True(Assert.Single(backends, b => b.Url == _sim.BaseUrl).Healthy);
+        Assert.False(Assert.Single(backends, b => b.Url == dead).Healthy);
+        Assert.All(backends, b => Assert.NotNull(b.LastHealthCheck));
+        // Several rounds ran (200 ms apart); the writer batched them: one write per flip burst, not per check.
+        Assert.InRange(host.HealthWriter.Writes, 1, 2);
+    }
+}

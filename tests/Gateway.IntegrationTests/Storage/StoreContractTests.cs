@@ -295,4 +295,29 @@ public abstract partial class StoreContractTests : IAsyncLifetime
         Assert.Equal(snapshot.Version + 1, next.Version);
         Assert.Same(entry.Balancer.GetType(), next.FindModel("llama-3")!.Balancer.GetType());
     }
+
+    [Fact]
+    public async Task Backend_health_reports_update_matching_backends_only()
+    {
+        var m = await Store.CreateModelAsync(Model());
+        var up = await Store.AddBackendAsync(m.Id, new NewBackend { Url = "http://10.0.0.1:8000" });
+        var down = await Store.AddBackendAsync(m.Id, new NewBackend { Url = "http://10.0.0.2:8000" });
+        var at = new DateTimeOffset(2026, 11, 25, 12, 0, 0, TimeSpan.Zero);
+        await Store.RecordBackendHealthAsync(
+        [
+            new BackendHealthReport(m.ModelId, up.Url, true, at),
+            new BackendHealthReport(m.ModelId, down.Url, false, at),
+            new BackendHealthReport("another/model", up.Url, false, at), // another model's backend: untouched
+            new BackendHealthReport(m.ModelId, "http://10.0.0.3:8000", false, at), // no such backend: ignored
+        ]);
+        var after = (await Store.GetModelAsync(m.Id)).Backends;
+        var u = Assert.Single(after, b => b.Id == up.Id);
+        var d = Assert.Single(after, b => b.Id == down.Id);
+        Assert.True(u.Healthy);
+        Assert.False(d.Healthy);
+        Assert.Equal(at, u.LastHealthCheck);
+        Assert.Equal(at, d.LastHealthCheck);
+        Assert.Equal(down.UpdatedAt, d.UpdatedAt); // health is not an admin change
+        await Store.RecordBackendHealthAsync([]);
+    }
 }
