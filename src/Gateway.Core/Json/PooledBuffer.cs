@@ -2,13 +2,17 @@ using System.Buffers;
 
 namespace Gateway.Json;
 
-/// <summary>A growable byte buffer over <see cref="ArrayPool{T}.Shared"/>; reusable after <see cref="Clear"/>, returned by Dispose.</summary>
+/// <summary>
+/// A growable byte buffer over <see cref="ArrayPool{T}.Shared"/>; reusable after <see cref="Clear"/>. It rents on first write, and
+/// <see cref="Release"/> hands the array back while the buffer object lives on: a long stream holds no buffer it no longer needs.
+/// </summary>
 public sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
 {
-    private byte[] _array;
+    private readonly int _initialCapacity;
+    private byte[] _array = [];
     private int _length;
 
-    public PooledBuffer(int initialCapacity = 4096) => _array = ArrayPool<byte>.Shared.Rent(initialCapacity);
+    public PooledBuffer(int initialCapacity = 4096) => _initialCapacity = initialCapacity;
 
     public int Length => _length;
     public ReadOnlySpan<byte> WrittenSpan => _array.AsSpan(0, _length);
@@ -48,11 +52,14 @@ public sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
     {
         if (sizeHint < 1) sizeHint = 1;
         if (_array.Length - _length >= sizeHint) return;
-        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_array.Length * 2, _length + sizeHint));
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(Math.Max(_array.Length * 2, _initialCapacity), _length + sizeHint));
         _array.AsSpan(0, _length).CopyTo(bigger);
-        ArrayPool<byte>.Shared.Return(_array);
+        if (_array.Length > 0) ArrayPool<byte>.Shared.Return(_array);
         _array = bigger;
     }
+
+    /// <summary>Empties the buffer and returns its array to the pool; the next write rents again.</summary>
+    public void Release() => Dispose();
 
     public void Dispose()
     {

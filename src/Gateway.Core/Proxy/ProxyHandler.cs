@@ -383,7 +383,12 @@ public sealed class ProxyHandler(
                 record.OverheadTicks = record.Overhead(Stopwatch.GetTimestamp());
                 SetOverheadHeader(exchange, record, record.OverheadTicks);
                 await exchange.ResponseBody.StartAsync();
-                var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true));
+                // Memory per open stream is what bounds how many one instance holds: the request is sent (no retry once the
+                // stream started), so its two buffers go back to the pool now; and the reader waits with a zero-byte read, so a
+                // stream between tokens holds no read buffer of ours either.
+                request.Body.Release();
+                request.Upstream.Release();
+                var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
                 var outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted);
                 if (outcome == RelayOutcome.ClientGone) upstreamCts.Cancel(); // stop the generation at once: the GPU has better things to do
                 else if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
