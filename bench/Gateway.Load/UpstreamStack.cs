@@ -96,6 +96,11 @@ internal sealed class UpstreamStack : IAsyncDisposable
         default_tpm = 1000000000000
         [storage]
         data_dir = "{dataDir}"
+        [health_check]
+        # The simulator shares this machine's cores with the load: in a saturating step its /health can take seconds. Checks stay
+        # on, as in production, but tolerant, so a busy simulator is not ejected mid-run (which would show as 503s, not capacity).
+        timeout = "30s"
+        unhealthy_threshold = 3
         [[models]]
         name = "{Alias}"
         model_id = "{modelId}"
