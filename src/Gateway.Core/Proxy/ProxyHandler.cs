@@ -386,6 +386,7 @@ public sealed class ProxyHandler(
                 // Memory per open stream is what bounds how many one instance holds: the request is sent (no retry once the
                 // stream started), so its two buffers go back to the pool now; and the reader waits with a zero-byte read, so a
                 // stream between tokens holds no read buffer of ours either.
+                if (response.RequestMessage?.Content is BufferContent sent) sent.Forget();
                 request.Body.Release();
                 request.Upstream.Release();
                 var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));

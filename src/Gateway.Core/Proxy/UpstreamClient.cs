@@ -41,7 +41,7 @@ public sealed class UpstreamClient : IDisposable
 /// <summary>A request body over memory the gateway owns; re-serializable, so the handler may resend it on a dead pooled connection.</summary>
 internal sealed class BufferContent : HttpContent
 {
-    private readonly ReadOnlyMemory<byte> _body;
+    private ReadOnlyMemory<byte> _body;
 
     public BufferContent(ReadOnlyMemory<byte> body)
     {
@@ -54,6 +54,9 @@ internal sealed class BufferContent : HttpContent
 
     protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken) =>
         stream.WriteAsync(_body, cancellationToken).AsTask();
+
+    /// <summary>Drops the reference to the body once it is sent (its pooled array may be reused by then).</summary>
+    public void Forget() => _body = default;
 
     protected override bool TryComputeLength(out long length)
     {
