@@ -383,8 +383,10 @@ public sealed class ProxyHandler(
                 await exchange.ResponseBody.StartAsync();
                 var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true));
                 var outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted);
-                if (outcome == RelayOutcome.ClientGone) upstreamCts.Cancel(); // stop the generation at once: the GPU has better things to do
-                else if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
+                // Client gone: the upstream socket closing is what stops the generation, by the relay's cancelled read or, when a
+                // flush found the client gone, by disposing the unread response below (MaxResponseDrainSize = 0: no drain).
+                // Cancelling upstreamCts would not: over HTTP/1.1 it reaches SendAsync only, up to the response headers.
+                if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
                 await reader.CompleteAsync();
             }
         }
