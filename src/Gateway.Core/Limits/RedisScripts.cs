@@ -8,7 +8,7 @@ internal static class RedisScripts
 {
     /// <summary>
     /// KEYS: rpm, tpm of the key [, rpm, tpm of key × model]. ARGV: window_ms, key_rpm, key_tpm, model_rpm, model_tpm, member,
-    /// key_pending, model_pending (tokens this instance has charged but not yet written: counted as if they were).
+    /// key_pending, model_pending (tokens this instance has charged but not yet issued to Redis: counted as if they were).
     /// Checks every scope, then records the request in the RPM sets only if all allow it. Returns
     /// {violation, key_requests_remaining, key_requests_reset_ms, key_tokens_remaining, key_tokens_reset_ms, retry_after_ms}.
     /// Token entries are members "unique:tokens" scored by time; their sum is the window's usage.
