@@ -30,7 +30,8 @@ public sealed class UpstreamClientTests : IAsyncLifetime
         using (var response = await upstream.Invoker.SendAsync(request, CancellationToken.None))
         {
             var body = await response.Content.ReadAsStreamAsync();
-            await using var events = SseParser.Create(body).EnumerateAsync().GetAsyncEnumerator();
+            using var stuck = new CancellationTokenSource(TimeSpan.FromSeconds(30)); // a broken stream fails the test, never hangs it
+            await using var events = SseParser.Create(body).EnumerateAsync(stuck.Token).GetAsyncEnumerator();
             for (int i = 0; i < 3; i++) Assert.True(await events.MoveNextAsync());
         }
 

@@ -81,9 +81,10 @@ public abstract class StreamAccountingTests(ITestOutputHelper output) : IAsyncLi
             request.Headers.Add(GatewayHeaders.RequestId, id);
             var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var stuck = new CancellationTokenSource(TimeSpan.FromSeconds(60)); // a broken stream fails the test, never hangs it
             int content = 0;
             long seen = 0;
-            await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync())
+            await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync(stuck.Token))
             {
                 using var chunk = JsonDocument.Parse(item.Data);
                 seen = chunk.RootElement.GetProperty("usage").GetProperty("total_tokens").GetInt64();
