@@ -58,14 +58,20 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     /// <summary>Checks that failed open since start (for gateway_rate_limiter_errors_total).</summary>
     public long Errors => Interlocked.Read(ref _errors);
 
-    public async ValueTask<RateDecision> CheckAsync(RateRequest request, CancellationToken cancellationToken = default)
+    public ValueTask<RateDecision> CheckAsync(RateRequest request, CancellationToken cancellationToken = default) =>
+        CheckAsync(request, peek: false, cancellationToken);
+
+    public ValueTask<RateDecision> PeekAsync(RateRequest request, CancellationToken cancellationToken = default) =>
+        CheckAsync(request, peek: true, cancellationToken);
+
+    private async ValueTask<RateDecision> CheckAsync(RateRequest request, bool peek, CancellationToken cancellationToken)
     {
         bool modelScope = request.Model is not null && !request.ModelLimits.IsUnlimited;
         var keys = Names(request.KeyId, modelScope ? request.Model : null);
         RedisValue[] args =
         [
             _windowMs, request.KeyLimits.RequestsPerWindow, request.KeyLimits.TokensPerWindow,
-            request.ModelLimits.RequestsPerWindow, request.ModelLimits.TokensPerWindow, NextMember(), 0, 0,
+            request.ModelLimits.RequestsPerWindow, request.ModelLimits.TokensPerWindow, NextMember(), 0, 0, peek ? 1 : 0,
         ];
         try
         {
