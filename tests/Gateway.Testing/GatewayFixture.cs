@@ -70,7 +70,7 @@ public class GatewayFixture : IAsyncLifetime
     public void ResetSimulator()
     {
         var o = Simulator.Options;
-        o.TtftMs = 0; o.ItlMs = 0; o.Tokens = 16; o.FailRate = 0; o.DieAfterEvents = 0;
+        o.TtftMs = 0; o.ItlMs = 0; o.Tokens = 16; o.FailRate = 0; o.DieAfterEvents = 0; o.StallAfterTokens = 0;
         o.HealthDelayMs = 0; o.HealthFails = false; o.NotReady = false;
         Simulator.ClearCaptured();
     }

@@ -107,6 +107,7 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
             return;
         }
         if (keyResolver is not null && snapshot.FindKey(key!.Hash) is null) snapshot = snapshots.Current!;
+        await proxy.ApplyRateLimitHeadersAsync(exchange, key!); // listing models is not a counted request; the key's windows are reported
         using var buffer = new PooledBuffer(1024);
         ModelList.Write(snapshot, key!, buffer);
         await exchange.WriteBodyAsync(200, "application/json", buffer.WrittenMemory);

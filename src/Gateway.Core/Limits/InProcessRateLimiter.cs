@@ -18,7 +18,10 @@ public sealed class InProcessRateLimiter(TimeSpan window) : IRateLimiter
     public ValueTask<RateDecision> CheckAsync(RateRequest request, CancellationToken cancellationToken = default) =>
         new(Check(request, Stopwatch.GetTimestamp()));
 
-    internal RateDecision Check(in RateRequest request, long now)
+    public ValueTask<RateDecision> PeekAsync(RateRequest request, CancellationToken cancellationToken = default) =>
+        new(Check(request, Stopwatch.GetTimestamp(), peek: true));
+
+    internal RateDecision Check(in RateRequest request, long now, bool peek = false)
     {
         var key = State(new ScopeKey(request.KeyId, null), request.KeyLimits);
         var model = request.Model is not null && !request.ModelLimits.IsUnlimited
@@ -26,8 +29,8 @@ public sealed class InProcessRateLimiter(TimeSpan window) : IRateLimiter
 
         lock (key.Lock)
         {
-            if (model is null) return Decide(key, null, request, now);
-            lock (model.Lock) return Decide(key, model, request, now);
+            if (model is null) return Decide(key, null, request, now, peek);
+            lock (model.Lock) return Decide(key, model, request, now, peek);
         }
     }
 
@@ -43,7 +46,7 @@ public sealed class InProcessRateLimiter(TimeSpan window) : IRateLimiter
         lock (model.Lock) model.Tokens.Add(now, _windowTicks, tokens);
     }
 
-    private RateDecision Decide(ScopeState key, ScopeState? model, in RateRequest request, long now)
+    private RateDecision Decide(ScopeState key, ScopeState? model, in RateRequest request, long now, bool peek)
     {
         // Check every scope before recording in any, so a request refused by one limit is not counted by the other.
         var keyCheck = Peek(key, request.KeyLimits, now);
@@ -51,8 +54,9 @@ public sealed class InProcessRateLimiter(TimeSpan window) : IRateLimiter
         var violation = keyCheck.Violation(LimitViolation.KeyRequests, LimitViolation.KeyTokens);
         if (violation == LimitViolation.None && model is not null)
             violation = modelCheck.Violation(LimitViolation.ModelRequests, LimitViolation.ModelTokens);
+        if (peek) violation = LimitViolation.None; // a peek reports; it neither records nor refuses
 
-        if (violation == LimitViolation.None)
+        if (violation == LimitViolation.None && !peek)
         {
             Record(key, request.KeyLimits, now, ref keyCheck);
             if (model is not null) Record(model, request.ModelLimits, now, ref modelCheck);

@@ -34,6 +34,12 @@ public interface IRateLimiter
     /// <summary>One call per request: records it against RPM (if allowed) and pre-checks TPM (tokens already in the window &lt; limit).</summary>
     ValueTask<RateDecision> CheckAsync(RateRequest request, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// The windows as they stand, recording nothing and refusing nothing (always allowed): the headers of a response that was not a
+    /// counted request (a request refused before the limit check, GET /v1/models).
+    /// </summary>
+    ValueTask<RateDecision> PeekAsync(RateRequest request, CancellationToken cancellationToken = default);
+
     /// <summary>Charges tokens to the key (and model) windows: live deltas while streaming, the rest at the end. Never dropped.</summary>
     void ChargeTokens(in RateRequest request, long tokens);
 }

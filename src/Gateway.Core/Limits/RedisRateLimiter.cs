@@ -27,9 +27,14 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     });
     private readonly Task _writer;
     private long _sequence, _errors, _lastErrorLog;
-    // Tokens charged here but still in the writer's queue, per scope: a check counts them, so a batch on its way does not let a
-    // key run over its TPM by more than one request.
+    // Tokens charged here but not yet handed to Redis, per scope: a check counts them, so a batch on its way does not let a key
+    // run over its TPM by more than one request.
     private readonly ConcurrentDictionary<(string KeyId, string? Model), StrongBox> _pending = new();
+    // StackExchange.Redis writes commands to its one connection in the order they are issued, and Redis runs them in that order:
+    // a charge issued before a check is in the window that check reads. So a charge leaves _pending when it is issued, not when
+    // Redis answers (then a check in between counted it twice and refused a request early), and a check reads _pending and is
+    // issued under the same lock: every charge is counted exactly once, in Redis or as pending.
+    private readonly Lock _issue = new();
 
     private sealed class StrongBox { public long Value; }
 
@@ -53,19 +58,31 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     /// <summary>Checks that failed open since start (for gateway_rate_limiter_errors_total).</summary>
     public long Errors => Interlocked.Read(ref _errors);
 
-    public async ValueTask<RateDecision> CheckAsync(RateRequest request, CancellationToken cancellationToken = default)
+    public ValueTask<RateDecision> CheckAsync(RateRequest request, CancellationToken cancellationToken = default) =>
+        CheckAsync(request, peek: false, cancellationToken);
+
+    public ValueTask<RateDecision> PeekAsync(RateRequest request, CancellationToken cancellationToken = default) =>
+        CheckAsync(request, peek: true, cancellationToken);
+
+    private async ValueTask<RateDecision> CheckAsync(RateRequest request, bool peek, CancellationToken cancellationToken)
     {
         bool modelScope = request.Model is not null && !request.ModelLimits.IsUnlimited;
         var keys = Names(request.KeyId, modelScope ? request.Model : null);
         RedisValue[] args =
         [
             _windowMs, request.KeyLimits.RequestsPerWindow, request.KeyLimits.TokensPerWindow,
-            request.ModelLimits.RequestsPerWindow, request.ModelLimits.TokensPerWindow, NextMember(),
-            Pending(request.KeyId, null), modelScope ? Pending(request.KeyId, request.Model) : 0,
+            request.ModelLimits.RequestsPerWindow, request.ModelLimits.TokensPerWindow, NextMember(), 0, 0, peek ? 1 : 0,
         ];
         try
         {
-            var result = (RedisResult[])(await _db.ScriptEvaluateAsync(RedisScripts.Check, keys, args).WaitAsync(_timeout, cancellationToken))!;
+            Task<RedisResult> call;
+            lock (_issue)
+            {
+                args[6] = Pending(request.KeyId, null);
+                args[7] = modelScope ? Pending(request.KeyId, request.Model) : 0;
+                call = _db.ScriptEvaluateAsync(RedisScripts.Check, keys, args);
+            }
+            var result = (RedisResult[])(await call.WaitAsync(_timeout, cancellationToken))!;
             var violation = (LimitViolation)(int)result[0];
             return new RateDecision(
                 violation == LimitViolation.None, violation,
@@ -112,7 +129,8 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
         }
     }
 
-    private async Task SendAsync(Charge charge)
+    /// <summary>Issues the charge at once (see <see cref="_issue"/>); the returned task observes Redis's answer.</summary>
+    private Task SendAsync(Charge charge)
     {
         var names = Names(charge.KeyId, charge.Model);
         var member = NextMember() + ":" + charge.Tokens;
@@ -121,19 +139,27 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
         if (charge.KeyTpm && charge.Model is not null) { keys = [names[1], names[3]]; args = [_windowMs, member, member]; }
         else if (charge.KeyTpm) { keys = [names[1]]; args = [_windowMs, member]; }
         else { keys = [names[3]]; args = [_windowMs, member]; }
+        Task call;
+        lock (_issue)
+        {
+            try { call = _db.ScriptEvaluateAsync(RedisScripts.Charge, keys, args); }
+            catch (Exception e) { call = Task.FromException(e); }
+            // On the connection now, ahead of any later check (or lost with Redis): no longer pending here.
+            if (charge.KeyTpm) AddPending(charge.KeyId, null, -charge.Tokens);
+            if (charge.Model is not null) AddPending(charge.KeyId, charge.Model, -charge.Tokens);
+        }
+        return ObserveAsync(call);
+    }
+
+    private async Task ObserveAsync(Task call)
+    {
         try
         {
-            await _db.ScriptEvaluateAsync(RedisScripts.Charge, keys, args).ConfigureAwait(false);
+            await call.ConfigureAwait(false);
         }
         catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
         {
             OnError(e); // Redis is down: the window is lost with it anyway
-        }
-        finally
-        {
-            // Written (or lost with Redis): no longer pending here.
-            if (charge.KeyTpm) AddPending(charge.KeyId, null, -charge.Tokens);
-            if (charge.Model is not null) AddPending(charge.KeyId, charge.Model, -charge.Tokens);
         }
     }
 

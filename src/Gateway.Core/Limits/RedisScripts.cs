@@ -8,8 +8,9 @@ internal static class RedisScripts
 {
     /// <summary>
     /// KEYS: rpm, tpm of the key [, rpm, tpm of key × model]. ARGV: window_ms, key_rpm, key_tpm, model_rpm, model_tpm, member,
-    /// key_pending, model_pending (tokens this instance has charged but not yet written: counted as if they were).
-    /// Checks every scope, then records the request in the RPM sets only if all allow it. Returns
+    /// key_pending, model_pending (tokens this instance has charged but not yet issued to Redis: counted as if they were), peek
+    /// (1: report only, record and refuse nothing). Checks every scope, then records the request in the RPM sets only if all allow
+    /// it. Returns
     /// {violation, key_requests_remaining, key_requests_reset_ms, key_tokens_remaining, key_tokens_reset_ms, retry_after_ms}.
     /// Token entries are members "unique:tokens" scored by time; their sum is the window's usage.
     /// </summary>
@@ -53,14 +54,16 @@ internal static class RedisScripts
           mt = mt + tonumber(ARGV[8] or 0)
         end
 
+        local peek = ARGV[9] == '1'
         local violation, retry = 0, 0
-        if krpm > 0 and kr >= krpm then violation, retry = 1, krr
+        if peek then
+        elseif krpm > 0 and kr >= krpm then violation, retry = 1, krr
         elseif ktpm > 0 and kt >= ktpm then violation, retry = 2, ktr
         elseif mrpm > 0 and mr >= mrpm then violation, retry = 3, mrr
         elseif mtpm > 0 and mt >= mtpm then violation, retry = 4, mtr
         end
 
-        if violation == 0 then
+        if violation == 0 and not peek then
           if krpm > 0 then
             redis.call('ZADD', KEYS[1], now, ARGV[6])
             redis.call('PEXPIRE', KEYS[1], window)

@@ -67,12 +67,12 @@ public sealed class ProxyHandler(
             {
                 return; // the client went away while sending
             }
-            if (bodyError is { } be) { await ReplyErrorAsync(exchange, record, be); return; }
+            if (bodyError is { } be) { await ReplyErrorAsync(exchange, record, be, key!); return; }
 
             // Steps 4–5, synchronous: scan, resolve the alias, check the key's models.
             var resolveError = Resolve(request, snapshot, key!, out var model);
             if (model is not null) { record.Model = model; record.Streaming = request.Scan.Stream; } // a known alias, also on 403/404
-            if (resolveError is { } re) { await ReplyErrorAsync(exchange, record, re); return; }
+            if (resolveError is { } re) { await ReplyErrorAsync(exchange, record, re, key!); return; }
 
             // Step 6: rate limits, one call: RPM check-and-add plus TPM pre-check, for the key and the key × model scope.
             var rate = new RateRequest(key!.Id, key.Limits, model!.Alias, model.Limits);
@@ -126,6 +126,24 @@ public sealed class ProxyHandler(
     {
         SetOverheadHeader(exchange, record, record.Overhead(Stopwatch.GetTimestamp()));
         return exchange.WriteErrorAsync(error);
+    }
+
+    /// <summary>An error before the limit check: not a counted request, but the key's X-RateLimit-* headers still go with it.</summary>
+    private async ValueTask ReplyErrorAsync(Exchange exchange, RequestRecord record, OpenAiError error, KeyEntry key)
+    {
+        await ApplyRateLimitHeadersAsync(exchange, key);
+        await ReplyErrorAsync(exchange, record, error);
+    }
+
+    /// <summary>
+    /// The key's X-RateLimit-* headers for a response that is not a counted request (a peek: nothing recorded, no Retry-After).
+    /// Unlimited keys, and a limiter failing open, send none.
+    /// </summary>
+    public async ValueTask ApplyRateLimitHeadersAsync(Exchange exchange, KeyEntry key)
+    {
+        if (key.Limits.IsUnlimited) return;
+        var decision = await limiter.PeekAsync(new RateRequest(key.Id, key.Limits, null, default), exchange.RequestAborted);
+        RateLimitHeaders.Apply(exchange.ResponseHeaders, decision);
     }
 
     private static OpenAiError? CheckContentType(Exchange exchange)
@@ -391,8 +409,10 @@ public sealed class ProxyHandler(
                 request.Upstream.Release();
                 var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
                 var outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted);
-                if (outcome == RelayOutcome.ClientGone) upstreamCts.Cancel(); // stop the generation at once: the GPU has better things to do
-                else if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
+                // Client gone: the upstream socket closing is what stops the generation, by the relay's cancelled read or, when a
+                // flush found the client gone, by disposing the unread response below (MaxResponseDrainSize = 0: no drain).
+                // Cancelling upstreamCts would not: over HTTP/1.1 it reaches SendAsync only, up to the response headers.
+                if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
                 await reader.CompleteAsync();
             }
         }

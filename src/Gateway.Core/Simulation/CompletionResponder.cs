@@ -108,13 +108,22 @@ internal static class CompletionResponder
 
     /// <summary>
     /// Streams the completion. Returns <see cref="StreamEnd.Completed"/>, <see cref="StreamEnd.Died"/> (DieAfterEvents fired and the
-    /// connection was aborted) or throws <see cref="OperationCanceledException"/> when the client or the simulator went away.
+    /// connection was aborted) or <see cref="StreamEnd.ClientGone"/> (a write found the connection closed); throws
+    /// <see cref="OperationCanceledException"/> when <paramref name="cancellationToken"/> (the client's abort or the simulator
+    /// stopping) fires during a wait.
     /// </summary>
+    /// <remarks>
+    /// Each event is composed in a scratch buffer and handed to the response pipe in one guarded copy. Once Kestrel has aborted a
+    /// connection its response writer hands out no memory and its flushes report completion, while RequestAborted is signalled
+    /// later, from the thread pool; writing fragments straight into the pipe then threw ArgumentOutOfRangeException, and a stream
+    /// whose client had left was not seen as cancelled. A real vLLM notices a closed socket on its next write: so does this.
+    /// </remarks>
     public static async Task<StreamEnd> StreamAsync(Exchange exchange, SimRequest request, string model, bool chat, SimulatorOptions options,
         CancellationToken cancellationToken, StreamTally? tally = null)
     {
         var tokens = CompletionTokens(request, options);
         var dieAfter = options.DieAfterEvents;
+        var stallAfter = options.StallAfterTokens;
         var itl = options.ItlMs;
         var prompt = request.PromptTokens;
         var continuous = request.IncludeUsage && request.ContinuousUsage;
@@ -126,69 +135,87 @@ internal static class CompletionResponder
         await exchange.ResponseBody.StartAsync(cancellationToken).ConfigureAwait(false);
         var writer = exchange.Writer;
         // Starlette sends the headers before the first token; the client sees the status at once and waits TTFT for data.
-        await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        if (!await FlushAsync(writer, cancellationToken).ConfigureAwait(false)) return StreamEnd.ClientGone;
         if (options.TtftMs > 0) await Task.Delay(options.TtftMs, cancellationToken).ConfigureAwait(false);
 
+        using var evt = new PooledBuffer(512);
         var events = 0;
         if (chat)
         {
-            writer.Write(prefix);
-            writer.Write(RoleChunk);
-            if (continuous) WriteStreamUsage(writer, prompt, 0);
-            writer.Write(EventEnd);
-            if (await EmitAsync()) return StreamEnd.Died;
-            if (continuous && tally is not null) tally.ReportedTokens = prompt;
+            evt.Write(prefix);
+            evt.Write(RoleChunk);
+            if (continuous) WriteStreamUsage(evt, prompt, 0);
+            evt.Write(EventEnd);
+            if (await EmitAsync(continuous ? prompt : -1) is { } end) return end;
         }
         for (var i = 0; i < tokens; i++)
         {
             if (i > 0 && itl > 0) await Task.Delay(itl, cancellationToken).ConfigureAwait(false);
-            writer.Write(prefix);
-            writer.Write(chat ? ChatTokenStart : TextTokenStart);
-            WriteInt(writer, i);
+            if (i > 0 && i == stallAfter) await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+            evt.Write(prefix);
+            evt.Write(chat ? ChatTokenStart : TextTokenStart);
+            WriteInt(evt, i);
             if (i < tokens - 1)
             {
-                writer.Write(chat ? ChatTokenEnd : TextTokenEnd);
+                evt.Write(chat ? ChatTokenEnd : TextTokenEnd);
             }
             else
             {
-                writer.Write(chat ? ChatLastEnd : TextLastEnd);
-                writer.Write(cutByLimit ? "length"u8 : "stop"u8);
-                writer.Write(LastTail);
+                evt.Write(chat ? ChatLastEnd : TextLastEnd);
+                evt.Write(cutByLimit ? "length"u8 : "stop"u8);
+                evt.Write(LastTail);
             }
-            if (continuous) WriteStreamUsage(writer, prompt, i + 1);
-            writer.Write(EventEnd);
-            if (await EmitAsync()) return StreamEnd.Died;
-            if (continuous && tally is not null) tally.ReportedTokens = prompt + i + 1;
+            if (continuous) WriteStreamUsage(evt, prompt, i + 1);
+            evt.Write(EventEnd);
+            if (await EmitAsync(continuous ? prompt + i + 1 : -1) is { } end) return end;
         }
         if (request.IncludeUsage)
         {
-            writer.Write(prefix);
-            writer.Write("]"u8);
-            WriteStreamUsage(writer, prompt, tokens);
-            writer.Write(EventEnd);
-            if (await EmitAsync()) return StreamEnd.Died;
+            evt.Write(prefix);
+            evt.Write("]"u8);
+            WriteStreamUsage(evt, prompt, tokens);
+            evt.Write(EventEnd);
+            if (await EmitAsync(-1) is { } end) return end;
         }
-        writer.Write(Done);
-        await FlushAsync(writer, cancellationToken).ConfigureAwait(false);
-        return StreamEnd.Completed;
+        evt.Write(Done);
+        return await SendAsync(writer, evt, -1, tally, cancellationToken).ConfigureAwait(false) ? StreamEnd.Completed : StreamEnd.ClientGone;
 
-        async ValueTask<bool> EmitAsync()
+        // Hands the composed event (carrying cumulative usage `reported`, or -1) to the connection; a result ends the stream.
+        async ValueTask<StreamEnd?> EmitAsync(long reported)
         {
-            await FlushAsync(writer, cancellationToken).ConfigureAwait(false);
-            if (dieAfter <= 0 || ++events < dieAfter) return false;
+            if (!await SendAsync(writer, evt, reported, tally, cancellationToken).ConfigureAwait(false)) return StreamEnd.ClientGone;
+            if (dieAfter <= 0 || ++events < dieAfter) return null;
             // Kestrel's Abort drops bytes still queued in its transport pipe (a flush only hands them to the pipe): give the socket
             // sender a moment to put the flushed events on the wire, so the client gets exactly N events and then a broken stream.
             await Task.Delay(50, cancellationToken).ConfigureAwait(false);
             exchange.Features.GetRequiredFeature<IHttpRequestLifetimeFeature>().Abort();
-            return true;
+            return StreamEnd.Died;
         }
     }
 
-    private static async ValueTask FlushAsync(PipeWriter writer, CancellationToken cancellationToken)
+    /// <summary>Copies one composed event into the response pipe and flushes it; false when the connection is closed.</summary>
+    private static async ValueTask<bool> SendAsync(PipeWriter writer, PooledBuffer evt, long reported, StreamTally? tally, CancellationToken cancellationToken)
+    {
+        var bytes = evt.WrittenSpan;
+        var span = writer.GetSpan(bytes.Length);
+        // GetSpan must return at least what was asked; Kestrel breaks that only for a closed connection (no memory at all), and the
+        // flush below then reports completion.
+        bool copied = span.Length >= bytes.Length;
+        if (copied)
+        {
+            bytes.CopyTo(span);
+            writer.Advance(bytes.Length);
+            if (reported >= 0 && tally is not null) tally.ReportedTokens = reported; // counted before the flush: an upper bound
+        }
+        evt.Clear();
+        return await FlushAsync(writer, cancellationToken).ConfigureAwait(false) && copied;
+    }
+
+    /// <summary>False when the connection is gone: a completed or cancelled flush, however Kestrel chose to report it.</summary>
+    private static async ValueTask<bool> FlushAsync(PipeWriter writer, CancellationToken cancellationToken)
     {
         var result = await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
-        // A completed or cancelled flush means the connection is gone, however Kestrel chose to report it.
-        if (result.IsCompleted || result.IsCanceled) throw new OperationCanceledException("The client went away.");
+        return !result.IsCompleted && !result.IsCanceled;
     }
 
     /// <summary><c>data: {"id":…,"object":…,"created":…,"model":…,"choices":[</c> — the same for every event of one stream.</summary>
@@ -209,7 +236,7 @@ internal static class CompletionResponder
         return buffer.WrittenSpan.ToArray();
     }
 
-    private static void WriteStreamUsage(PipeWriter writer, int prompt, int completion)
+    private static void WriteStreamUsage(PooledBuffer writer, int prompt, int completion)
     {
         writer.Write(UsageStart);
         WriteInt(writer, prompt);
@@ -220,7 +247,7 @@ internal static class CompletionResponder
         writer.Write("}"u8);
     }
 
-    private static void WriteInt(PipeWriter writer, int value)
+    private static void WriteInt(PooledBuffer writer, int value)
     {
         var span = writer.GetSpan(11);
         value.TryFormat(span, out var written);
@@ -228,9 +255,12 @@ internal static class CompletionResponder
     }
 }
 
-internal enum StreamEnd { Completed, Died }
+internal enum StreamEnd { Completed, Died, ClientGone }
 
-/// <summary>The cumulative usage a stream has put on the wire so far (continuous_usage_stats): what a client could have counted.</summary>
+/// <summary>
+/// The cumulative usage of the last event a stream handed to its connection (continuous_usage_stats): at most what a client, or a
+/// gateway in between, could have counted.
+/// </summary>
 internal sealed class StreamTally
 {
     public long ReportedTokens;

@@ -126,21 +126,21 @@ internal sealed class SimulatorApplication(VllmSimulator simulator) : IHttpAppli
                 return;
             }
             var tally = new StreamTally();
-            bool finished = false; // completed, or died on purpose (DieAfterEvents)
+            StreamEnd end;
             try
             {
-                var end = await CompletionResponder.StreamAsync(exchange, request, model, chat, options, linked.Token, tally).ConfigureAwait(false);
-                finished = true;
-                if (end == StreamEnd.Completed) Account(stats, request.PromptTokens, CompletionResponder.CompletionTokens(request, options));
+                end = await CompletionResponder.StreamAsync(exchange, request, model, chat, options, linked.Token, tally).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!simulator.Stopping.IsCancellationRequested)
+            {
+                end = StreamEnd.ClientGone; // only the client's abort cancels the token while the simulator runs
             }
             finally
             {
                 simulator.AddReportedUsage(tally.ReportedTokens);
-                // However Kestrel reports the client leaving (a cancel, a reset, a failed write), a stream that did not finish while
-                // its client was gone was cancelled.
-                if (!finished && aborted.IsCancellationRequested && !simulator.Stopping.IsCancellationRequested)
-                    simulator.StreamCancelled();
             }
+            if (end == StreamEnd.Completed) Account(stats, request.PromptTokens, CompletionResponder.CompletionTokens(request, options));
+            else if (end == StreamEnd.ClientGone) simulator.StreamCancelled(exchange.RequestHeaders[GatewayHeaders.RequestId].ToString());
         }
         finally
         {

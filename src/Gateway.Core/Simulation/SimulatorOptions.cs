@@ -29,6 +29,12 @@ public sealed class SimulatorOptions
     /// <summary>&gt;0: a stream aborts the connection after this many JSON data events (no [DONE], no clean chunked end).</summary>
     public int DieAfterEvents { get; set; }
 
+    /// <summary>
+    /// &gt;0: a stream sends this many tokens, then generates nothing more until its client leaves or the simulator stops (a request
+    /// stalled in the engine): what a client received is then exactly what was generated.
+    /// </summary>
+    public int StallAfterTokens { get; set; }
+
     public int HealthDelayMs { get; set; }
 
     /// <summary>GET /health answers 503 (vLLM's dead-engine answer).</summary>

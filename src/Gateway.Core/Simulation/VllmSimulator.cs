@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using System.Net.Sockets;
@@ -17,6 +18,7 @@ public sealed class VllmSimulator : IAsyncDisposable
     private readonly HttpServer _server;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Queue<CapturedRequest> _captured = new(CaptureLimit);
+    private readonly Queue<CancelledStream> _cancellations = new(CaptureLimit);
     private long _requestCount;
     private long _cancelledStreams;
     private int _stopped;
@@ -114,7 +116,22 @@ public sealed class VllmSimulator : IAsyncDisposable
 
     internal long NextRequest() => Interlocked.Increment(ref _requestCount);
 
-    internal void StreamCancelled() => Interlocked.Increment(ref _cancelledStreams);
+    internal void StreamCancelled(string? requestId)
+    {
+        var at = Stopwatch.GetTimestamp();
+        lock (_cancellations)
+        {
+            if (_cancellations.Count == CaptureLimit) _cancellations.Dequeue();
+            _cancellations.Enqueue(new CancelledStream(requestId, at));
+        }
+        Interlocked.Increment(ref _cancelledStreams);
+    }
+
+    /// <summary>The last 256 streams whose client left, oldest first (a snapshot): when the simulator noticed, per request id.</summary>
+    public IReadOnlyList<CancelledStream> Cancellations
+    {
+        get { lock (_cancellations) return _cancellations.ToArray(); }
+    }
 
     private long _reportedUsage;
 
@@ -137,6 +154,9 @@ public sealed class VllmSimulator : IAsyncDisposable
 
     internal ModelStats StatsFor(string model) => Stats.GetOrAdd(model, static _ => new ModelStats());
 }
+
+/// <summary>A stream whose client left: its X-Request-ID (null without one) and the <see cref="Stopwatch"/> timestamp of the notice.</summary>
+public readonly record struct CancelledStream(string? RequestId, long Timestamp);
 
 /// <summary>Counters behind the vLLM-style gauges on /metrics.</summary>
 internal sealed class ModelStats

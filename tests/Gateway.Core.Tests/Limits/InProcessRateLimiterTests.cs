@@ -36,6 +36,20 @@ public sealed class InProcessRateLimiterTests
     }
 
     [Fact]
+    public void A_peek_reports_the_window_without_recording_or_refusing()
+    {
+        var r = Key(2, 100);
+        Assert.True(Check(r).Allowed);
+        _limiter.ChargeTokens(r, 100, _now);
+        var peek = _limiter.Check(r, _now, peek: true);
+        Assert.True(peek.Allowed); // the window is full of tokens, yet a peek refuses nothing
+        Assert.Equal(LimitViolation.None, peek.Violation);
+        Assert.Equal(1, peek.RequestsRemaining);
+        Assert.Equal(0, peek.TokensRemaining);
+        Assert.Equal(1, _limiter.Check(r, _now, peek: true).RequestsRemaining); // and records nothing
+    }
+
+    [Fact]
     public void Refused_requests_are_not_counted()
     {
         var r = Key(1, 0);

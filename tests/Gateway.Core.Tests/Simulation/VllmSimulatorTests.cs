@@ -272,6 +272,66 @@ public sealed class VllmSimulatorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Fifty_clients_leaving_mid_stream_are_all_counted_as_cancelled_and_none_completes()
+    {
+        // Many clients leaving at once is when Kestrel hands the simulator a closed response pipe (writes fail, flushes report
+        // completion) before it signals RequestAborted: every one of these must still count as a cancel.
+        const int streams = 50, chunks = 3;
+        _sim.Options.Tokens = 200;
+        _sim.Options.ItlMs = 20;
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = streams, MaxResponseDrainSize = 0 })
+        {
+            BaseAddress = new Uri(_sim.BaseUrl),
+        };
+        await Task.WhenAll(Enumerable.Range(0, streams).Select(async i =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = Json("""{"prompt":"x","stream":true}""") };
+            request.Headers.Add("X-Request-ID", $"leaver-{i}");
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            using var stuck = new CancellationTokenSource(TimeSpan.FromSeconds(30)); // a broken stream fails the test, never hangs it
+            int seen = 0;
+            await foreach (var item in SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync(stuck.Token))
+                if (++seen == chunks) break;
+        })); // each response is disposed with its stream unread: the connection closes
+
+        var wait = System.Diagnostics.Stopwatch.StartNew();
+        while (_sim.CancelledStreams < streams && wait.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(20);
+        Assert.Equal(streams, _sim.CancelledStreams);
+        Assert.Equal(streams, _sim.Cancellations.Select(c => c.RequestId).Distinct().Count(id => id!.StartsWith("leaver-", StringComparison.Ordinal)));
+        Assert.Equal(0, _sim.StatsFor(Model).Success); // not one ran to its end
+    }
+
+    [Fact]
+    public async Task StallAfterTokens_SendsThatManyTokensThenWaitsForTheClientToLeave()
+    {
+        _sim.Options.Tokens = 10;
+        _sim.Options.StallAfterTokens = 2;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = Json("""{"prompt":"x","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}}"""),
+        };
+        using var leave = new CancellationTokenSource();
+        using (var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            var events = SseParser.Create(await response.Content.ReadAsStreamAsync()).EnumerateAsync(leave.Token).GetAsyncEnumerator();
+            Assert.True(await events.MoveNextAsync());
+            Assert.Contains("\"text\":\"tok0 \"", events.Current.Data);
+            Assert.True(await events.MoveNextAsync());
+            Assert.Contains("\"text\":\"tok1 \"", events.Current.Data);
+            var next = events.MoveNextAsync().AsTask();
+            Assert.NotSame(next, await Task.WhenAny(next, Task.Delay(300))); // stalled: no third token
+            // The client leaves: cancelling its pending read closes the connection (disposing the response under a pending read
+            // would race SocketsHttpHandler's drain against that read).
+            await leave.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (_sim.CancelledStreams == 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(1, _sim.CancelledStreams);
+        Assert.Equal(1 + 2, _sim.ReportedUsageTokens); // "x" is one prompt token, then two completion tokens went out
+    }
+
+    [Fact]
     public async Task FailRateOne_Is500()
     {
         _sim.Options.FailRate = 1;
