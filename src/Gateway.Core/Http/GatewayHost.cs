@@ -1,4 +1,5 @@
 using System.Net;
+using Gateway.Admin;
 using Gateway.Config;
 using Gateway.Control;
 using Gateway.Limits;
@@ -42,7 +43,8 @@ public sealed class GatewayHost : IAsyncDisposable
         Limiter = CreateLimiter(options);
         Control = store is null ? null : new ControlPlane(store, Snapshots, options, Health, Metrics, Log, _redis);
         var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options, Metrics, Log, Control?.KeyResolver);
-        Application = new GatewayApplication(Snapshots, proxy, Metrics, Log, Control?.KeyResolver);
+        Admin = new AdminApi(options, Control, Health, Log);
+        Application = new GatewayApplication(Snapshots, proxy, Metrics, Log, Control?.KeyResolver, Admin);
         var address = IPAddress.TryParse(options.Server.Host, out var ip) ? ip : IPAddress.Any;
         _server = new HttpServer(new IPEndPoint(address, options.Server.Port), new HttpServerLimits
         {
@@ -75,6 +77,8 @@ public sealed class GatewayHost : IAsyncDisposable
     public GatewayOptions Options { get; }
     /// <summary>Null when the host runs on the config file alone (no store).</summary>
     public ControlPlane? Control { get; }
+    /// <summary>The admin API; off (404 with the reason) without a store or without an admin key.</summary>
+    public AdminApi Admin { get; }
     public SnapshotHolder Snapshots { get; }
     public BackendHealthRegistry Health { get; }
     public IRateLimiter Limiter { get; }
