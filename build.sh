@@ -16,6 +16,10 @@ BINARY="$OUT_DIR/gateway"
 WORK_DIR="$ROOT/.build"          # logs and generated files (git-ignored)
 DEMO_KEY="ml-0000000000000000000000000000000000000000000000000000000000000001"
 DEMO_MODEL="qwen"
+# `run` only: gateway.toml ships with the admin API off (admin_key = ""); the demo turns it on with this key (ADMIN_API_KEY wins).
+DEMO_ADMIN_KEY="demo-admin-key"
+# The simulator serves gateway.toml's model and the seed README's quick-start model, so its admin API walkthrough works as written.
+DEMO_SIM_MODELS="Qwen/Qwen2.5-7B-Instruct,meta-llama/Llama-3.1-70B-Instruct"
 
 say() { printf '==> %s\n' "$*"; }
 warn() { printf 'build.sh: %s\n' "$*" >&2; }
@@ -27,7 +31,8 @@ Usage: ./build.sh <command> [args]
 
   publish          dotnet publish -c Release -o out → out/gateway (Native AOT). Fails on any IL/AOT/trim warning.
   run              publish if out/gateway is stale, start the simulator (SIM_PORT, default 8000) and the gateway
-                   (GATEWAY_PORT, default 8080) with gateway.toml, print ready-to-paste curl commands; Ctrl+C stops both.
+                   (GATEWAY_PORT, default 8080) with gateway.toml and the admin API on (ADMIN_API_KEY, default
+                   demo-admin-key), print ready-to-paste curl commands; Ctrl+C stops both.
   test             install PostgreSQL/Redis/Node.js if missing, build once, run every test project in parallel,
                    end with "N passed, N failed[, N skipped]"; non-zero exit on any failure, skip or crashed project.
   bench [filter]   BenchmarkDotNet: dotnet run -c Release --project bench/Gateway.Benchmarks -- --filter '<filter|*>'
@@ -35,7 +40,7 @@ Usage: ./build.sh <command> [args]
                    --profile sweep --upstream simulator --duration 5; report in --out (default .build/load); --help for all
   help             this text
 
-Environment: GATEWAY_PORT, SIM_PORT (run); TEST_HANG_TIMEOUT (test, default 20m: a hung test project is killed and fails).
+Environment: GATEWAY_PORT, SIM_PORT, ADMIN_API_KEY (run); TEST_HANG_TIMEOUT (test, default 20m: a hung test project is killed and fails).
 EOF
 }
 
@@ -155,14 +160,15 @@ cmd_run() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
 
-  say "starting the simulator: out/gateway simulate --port $sim_port"
-  "$BINARY" simulate --port "$sim_port" &
+  say "starting the simulator: out/gateway simulate --port $sim_port --model $DEMO_SIM_MODELS"
+  "$BINARY" simulate --port "$sim_port" --model "$DEMO_SIM_MODELS" &
   local sim_pid=$!
   RUN_PIDS+=("$sim_pid")
   wait_http "http://127.0.0.1:${sim_port}/health" "$sim_pid" "the simulator"
 
-  say "starting the gateway: PORT=$gw_port out/gateway serve ${config#"$ROOT"/}"
-  PORT="$gw_port" "$BINARY" serve "$config" &
+  local admin_key="${ADMIN_API_KEY:-$DEMO_ADMIN_KEY}"
+  say "starting the gateway: PORT=$gw_port ADMIN_API_KEY=… out/gateway serve ${config#"$ROOT"/}"
+  PORT="$gw_port" ADMIN_API_KEY="$admin_key" "$BINARY" serve "$config" &
   local gw_pid=$!
   RUN_PIDS+=("$gw_pid")
   wait_http "http://127.0.0.1:${gw_port}/health" "$gw_pid" "the gateway"
@@ -184,6 +190,11 @@ curl -sSN http://localhost:${gw_port}/v1/chat/completions \\
   -d '{"model":"${DEMO_MODEL}","stream":true,"messages":[{"role":"user","content":"Hello!"}]}'
 
 OpenAI SDK: base_url=http://localhost:${gw_port}/v1 api_key=${DEMO_KEY}
+
+# admin API (X-Admin-Key: ${admin_key}; README.md "Admin API" has the whole walkthrough)
+curl -sS http://localhost:${gw_port}/admin/v1/models -H "X-Admin-Key: ${admin_key}"
+curl -sS http://localhost:${gw_port}/admin/v1/keys -H "X-Admin-Key: ${admin_key}" \\
+  -H "Content-Type: application/json" -d '{"name":"dev-key"}'
 
 EOF
 

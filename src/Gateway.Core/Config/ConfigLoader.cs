@@ -180,7 +180,7 @@ public static partial class ConfigLoader
             if (m.DefaultParams is { } dp)
                 foreach (var (key, value) in dp)
                 {
-                    if (key is "model" or "messages" or "prompt" or "input" or "stream")
+                    if (ModelRules.IsReservedParam(key))
                         fail($"{at}.default_params.{key}", "cannot be defaulted");
                     defaults.Add(new(key, TomlJson.ToJson(value)));
                 }
@@ -225,7 +225,7 @@ public static partial class ConfigLoader
                     continue;
                 }
                 if (!urls.Add(b.Url.TrimEnd('/'))) fail($"{bat}.url", $"'{b.Url}' is listed twice");
-                if (b.Weight is { } w && (w <= 0 || w > 1_000_000)) fail($"{bat}.weight", $"{w} must be between 1 and 1000000");
+                if (b.Weight is { } w && (w <= 0 || w > ModelRules.MaxWeight)) fail($"{bat}.weight", $"{w} must be between 1 and {ModelRules.MaxWeight}");
                 backends.Add(new BackendConfig { Url = b.Url.TrimEnd('/'), Weight = (int)(b.Weight ?? 1), Active = b.Active ?? true });
             }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Gateway.Admin;
 using Gateway.Auth;
 using Gateway.Json;
 using Gateway.Observability;
@@ -16,7 +17,7 @@ namespace Gateway.Http;
 /// no HttpContext.
 /// </summary>
 public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler proxy, GatewayMetrics metrics, GatewayLog log,
-    UnknownKeyResolver? keyResolver = null) : IHttpApplication<IFeatureCollection>
+    UnknownKeyResolver? keyResolver = null, AdminApi? admin = null) : IHttpApplication<IFeatureCollection>
 {
     private static readonly byte[] HealthBody = """{"status":"ok"}"""u8.ToArray();
     private static readonly byte[] ReadyBody = """{"status":"ready"}"""u8.ToArray();
@@ -45,7 +46,7 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
     private static bool LogsItself(string path) =>
         path is "/v1/chat/completions" or "/v1/completions" or "/v1/embeddings" or "/health" or "/ready" or "/metrics";
 
-    /// <summary>A log line for the other routes (/v1/models, unknown routes, wrong methods). Rare: one small allocation is fine.</summary>
+    /// <summary>A log line for the other routes (/v1/models, /admin/*, unknown routes, wrong methods). Rare: one small allocation is fine.</summary>
     private void LogRequest(Exchange exchange, long start)
     {
         var record = new RequestRecord();
@@ -75,6 +76,8 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
                     ? exchange.WriteBodyAsync(200, "application/json", ReadyBody).AsTask()
                     : exchange.WriteBodyAsync(503, "application/json", NotReadyBody).AsTask();
             default:
+                // The control plane's routes: rare, so one prefix test after the data plane's exact matches costs nothing.
+                if (admin is not null && exchange.Path.StartsWith("/admin/", StringComparison.Ordinal)) return admin.HandleAsync(exchange);
                 return exchange.WriteErrorAsync(OpenAiError.NotFound(exchange.Path)).AsTask();
         }
     }

@@ -1,4 +1,5 @@
 using System.Net;
+using Gateway.Admin;
 using Gateway.Config;
 using Gateway.Control;
 using Gateway.Limits;
@@ -50,7 +51,8 @@ public sealed class GatewayHost : IAsyncDisposable
             _healthChecker.RoundCompleted += HealthWriter.OnRound;
         }
         var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options, Metrics, Log, Control?.KeyResolver);
-        Application = new GatewayApplication(Snapshots, proxy, Metrics, Log, Control?.KeyResolver);
+        Admin = new AdminApi(options, Control, Health, Log);
+        Application = new GatewayApplication(Snapshots, proxy, Metrics, Log, Control?.KeyResolver, Admin);
         var address = IPAddress.TryParse(options.Server.Host, out var ip) ? ip : IPAddress.Any;
         _server = new HttpServer(new IPEndPoint(address, options.Server.Port), new HttpServerLimits
         {
@@ -85,6 +87,8 @@ public sealed class GatewayHost : IAsyncDisposable
     public ControlPlane? Control { get; }
     /// <summary>Writes backend health into the store; null without a store or without active checks.</summary>
     public BackendHealthWriter? HealthWriter { get; }
+    /// <summary>The admin API; off (404 with the reason) without a store or without an admin key.</summary>
+    public AdminApi Admin { get; }
     public SnapshotHolder Snapshots { get; }
     public BackendHealthRegistry Health { get; }
     public IRateLimiter Limiter { get; }

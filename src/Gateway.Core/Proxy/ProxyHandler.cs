@@ -58,7 +58,7 @@ public sealed class ProxyHandler(
 
             // Step 4: read the body into pooled memory (bounded) and scan it once.
             OpenAiError? bodyError;
-            try { bodyError = CheckContentType(exchange) ?? await ReadBodyAsync(exchange, request.Body); }
+            try { bodyError = RequestBody.CheckJsonContentType(exchange) ?? await RequestBody.ReadAsync(exchange, request.Body, _maxBody); }
             catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
             {
                 bodyError = OpenAiError.InvalidRequest("The request body could not be read: " + e.Message) with { Status = e.StatusCode is >= 400 and < 500 ? e.StatusCode : 400 };
@@ -144,41 +144,6 @@ public sealed class ProxyHandler(
         if (key.Limits.IsUnlimited) return;
         var decision = await limiter.PeekAsync(new RateRequest(key.Id, key.Limits, null, default), exchange.RequestAborted);
         RateLimitHeaders.Apply(exchange.ResponseHeaders, decision);
-    }
-
-    private static OpenAiError? CheckContentType(Exchange exchange)
-    {
-        var contentType = exchange.RequestHeaders.ContentType;
-        if (contentType.Count == 0 || contentType[0] is not { Length: > 0 } value) return null; // curl -d without -H: treat as JSON
-        var media = value.AsSpan();
-        int semicolon = media.IndexOf(';');
-        if (semicolon >= 0) media = media[..semicolon];
-        media = media.Trim();
-        if (media.Equals("application/json", StringComparison.OrdinalIgnoreCase) ||
-            (media.EndsWith("+json", StringComparison.OrdinalIgnoreCase) && media.StartsWith("application/", StringComparison.OrdinalIgnoreCase)))
-            return null;
-        return OpenAiError.UnsupportedMediaType(value);
-    }
-
-    private async ValueTask<OpenAiError?> ReadBodyAsync(Exchange exchange, PooledBuffer body)
-    {
-        var declared = exchange.RequestHeaders.ContentLength;
-        if (declared > _maxBody) return OpenAiError.TooLarge(_maxBody);
-        if (declared > 0) body.Ensure((int)declared.Value);
-        var reader = exchange.RequestBody;
-        while (true)
-        {
-            var read = await reader.ReadAsync(exchange.RequestAborted);
-            var buffer = read.Buffer;
-            if (body.Length + buffer.Length > _maxBody)
-            {
-                reader.AdvanceTo(buffer.End);
-                return OpenAiError.TooLarge(_maxBody);
-            }
-            foreach (var segment in buffer) body.Write(segment.Span);
-            reader.AdvanceTo(buffer.End);
-            if (read.IsCompleted) return null;
-        }
     }
 
     private static OpenAiError? Resolve(ProxyRequest request, Snapshot snapshot, KeyEntry key, out ModelEntry? model)

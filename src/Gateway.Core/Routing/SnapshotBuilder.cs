@@ -38,7 +38,7 @@ public static class SnapshotBuilder
         DefaultParams = Members(m.DefaultParams).Select(p => new KeyValuePair<string, string>(p.Name, p.Value.GetRawText())).ToArray(),
         EnableThinking = ReasoningFlag(m.ReasoningConfig),
         SystemPromptPrefix = Members(m.Transforms).FirstOrDefault(p => p.Name == "system_prompt_prefix" && p.Value.ValueKind == JsonValueKind.String)
-            .Value is { ValueKind: JsonValueKind.String } s ? s.GetString() : null,
+            .Value is { ValueKind: JsonValueKind.String } s && s.GetString() is { Length: > 0 } prefix ? prefix : null, // "" = none, as in gateway.toml
         RpmLimit = Limit(m.RateLimits, "rpm"),
         TpmLimit = Limit(m.RateLimits, "tpm"),
         // Backend health in the table is per instance (written by whoever checked last); routing uses this instance's own checks.

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Gateway.Auth;
+using Gateway.Config;
 using Gateway.Storage;
 
 namespace Gateway.Cli;
@@ -55,8 +56,7 @@ internal static class KeysCommand
             await using var store = await CliStore.OpenAsync(options);
             if (create is not null)
             {
-                var plaintext = ApiKey.Generate();
-                var key = await store.CreateKeyAsync(create with { KeyHash = ApiKey.HashHex(plaintext), KeyPrefix = ApiKey.DisplayPrefix(plaintext) });
+                var (plaintext, key) = await KeyIssuer.CreateAsync(store, create);
                 Console.Out.WriteLine(plaintext);
                 Console.Error.WriteLine($"created key {key.Id} ({key.Name}); the key above is shown only once");
             }
@@ -81,10 +81,6 @@ internal static class KeysCommand
         }
     }
 
-    // RFC 3339 requires the offset; without one .NET would silently assume the machine's local zone.
-    private static bool HasOffset(string s) =>
-        s.EndsWith('Z') || s.EndsWith('z') || (s.Length > 6 && s[^6] is '+' or '-' && s[^3] == ':');
-
     private static string Num(long? v) => v?.ToString(CultureInfo.InvariantCulture) ?? "-";
 
     private static bool TryParseCreate(Dictionary<string, string> flags, out NewKey? key, out string error)
@@ -108,8 +104,7 @@ internal static class KeysCommand
         }
         if (flags.Remove("--expires", out var e))
         {
-            if (!DateTimeOffset.TryParseExact(e, ["yyyy-MM-dd'T'HH:mm:ssK", "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK"], CultureInfo.InvariantCulture,
-                    DateTimeStyles.None, out var at) || !HasOffset(e))
+            if (!Rfc3339.TryParse(e, out var at))
             {
                 error = "keys create: --expires must be an RFC 3339 time with an offset, e.g. 2026-12-31T23:59:59Z";
                 return false;
@@ -117,7 +112,7 @@ internal static class KeysCommand
             expires = at;
         }
         if (flags.Count != 0) { error = $"keys create: unknown option {flags.Keys.First()}"; return false; }
-        // The hash and prefix are filled in once the key is generated.
+        // KeyIssuer fills in the hash and prefix when it generates the key.
         key = new NewKey { KeyHash = "", KeyPrefix = "", Name = name, RpmLimit = rpm, TpmLimit = tpm, AllowedModels = models, ExpiresAt = expires };
         return true;
     }

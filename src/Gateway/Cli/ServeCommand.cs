@@ -58,7 +58,7 @@ internal sealed class GatewayService(GatewayOptions options, IStore store) : IHo
             (null, _) => "embedded storage, limits shared through Redis",
             _ => "scaled-out mode",
         };
-        _gateway.Log.Info($"gateway listening on {options.Server.Host}:{_gateway.Port} ({mode}, {s.Models.Count} models)");
+        _gateway.Log.Info($"gateway listening on {options.Server.Host}:{_gateway.Port} ({mode}, {s.Models.Count} models, {_gateway.Admin.Status})");
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
