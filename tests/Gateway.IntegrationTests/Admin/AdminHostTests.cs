@@ -80,4 +80,90 @@ public sealed class AdminHostTests
             LocalProcess.TryDeleteDirectory(dir);
         }
     }
+
+    /// <summary>Starts <c>gateway serve FILE</c> and waits for its listening line; returns the process and its port.</summary>
+    private static async Task<(Process Process, int Port)> ServeAsync(string config)
+    {
+        var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { CliTests.GatewayDll(), "serve", config }) psi.ArgumentList.Add(a);
+        foreach (var name in new[] { "ADMIN_API_KEY", "DATABASE_URL", "REDIS_URL", "PORT", "LOG_FORMAT", "LOG_LEVEL" }) psi.Environment.Remove(name);
+        var process = Process.Start(psi)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+        {
+            if (!line.Contains("gateway listening", StringComparison.Ordinal)) continue;
+            var msg = JsonDocument.Parse(line).RootElement.GetProperty("msg").GetString()!;
+            _ = process.StandardOutput.ReadToEndAsync(); // keep the pipe drained
+            return (process, int.Parse(msg.Split("127.0.0.1:")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture));
+        }
+        var err = await process.StandardError.ReadToEndAsync();
+        process.Kill();
+        throw new InvalidOperationException("gateway serve did not start: " + err);
+    }
+
+    [Fact]
+    public async Task Embedded_state_written_through_the_admin_api_survives_kill_9_and_a_truncated_file_is_refused_and_kept()
+    {
+        var dir = LocalProcess.CreateTempDirectory("gw-admin-kill", traversableByOthers: false);
+        await using var sim = await Gateway.Simulation.VllmSimulator.StartAsync(new Gateway.Simulation.SimulatorOptions { Port = 0, Models = ["m/id"] });
+        const string admin = "kill-test-admin-key";
+        var config = Path.Combine(dir, "gateway.toml");
+        await File.WriteAllTextAsync(config,
+            $"[server]\nhost = \"127.0.0.1\"\nport = 0\n[auth]\nadmin_key = \"{admin}\"\n[storage]\ndata_dir = \"{Path.Combine(dir, "data")}\"\n[health_check]\ninterval = \"0s\"\n");
+        static async Task<JsonElement> Call(HttpClient client, HttpMethod method, string path, string? body, int expected)
+        {
+            using var request = new HttpRequestMessage(method, path);
+            request.Headers.Add("X-Admin-Key", admin);
+            if (body is not null) request.Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+            using var response = await client.SendAsync(request);
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.True(expected == (int)response.StatusCode, $"{method} {path}: {(int)response.StatusCode} {text}");
+            return text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
+        }
+        try
+        {
+            var (first, port) = await ServeAsync(config);
+            string key;
+            using (var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") })
+            {
+                var model = await Call(client, HttpMethod.Post, "/admin/v1/models", """{"name":"durable","model_id":"m/id"}""", 201);
+                var id = model.GetProperty("id").GetString();
+                await Call(client, HttpMethod.Post, $"/admin/v1/models/{id}/backends", $$"""{"url":"{{sim.BaseUrl}}"}""", 201);
+                key = (await Call(client, HttpMethod.Post, "/admin/v1/keys", """{"name":"survivor"}""", 201)).GetProperty("key").GetString()!;
+            }
+            first.Kill(); // SIGKILL: no shutdown code runs
+            await first.WaitForExitAsync();
+
+            var (second, port2) = await ServeAsync(config);
+            try
+            {
+                using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port2}") };
+                var models = await Call(client, HttpMethod.Get, "/admin/v1/models", null, 200);
+                var durable = Assert.Single(models.EnumerateArray(), m => m.GetProperty("name").GetString() == "durable");
+                Assert.Single(durable.GetProperty("backends").EnumerateArray());
+                using var chat = GatewayFixture.CreatePost($"http://127.0.0.1:{port2}/v1/chat/completions", """{"model":"durable","messages":[]}""", key);
+                using var answer = await client.SendAsync(chat);
+                Assert.Equal(200, (int)answer.StatusCode);
+            }
+            finally
+            {
+                second.Kill();
+                await second.WaitForExitAsync();
+            }
+
+            // A torn file (as a non-atomic writer would leave it): refused with a line naming it, and left exactly as it was.
+            var state = Path.Combine(dir, "data", "state.json");
+            var bytes = await File.ReadAllBytesAsync(state);
+            await File.WriteAllBytesAsync(state, bytes[..(bytes.Length / 2)]);
+            var refused = await LocalProcess.RunAsync("dotnet", [CliTests.GatewayDll(), "serve", config], TimeSpan.FromSeconds(60));
+            Assert.NotEqual(0, refused.ExitCode);
+            Assert.Contains("corrupt or truncated", refused.StdErr, StringComparison.Ordinal);
+            Assert.Contains(state, refused.StdErr, StringComparison.Ordinal);
+            Assert.Equal(bytes[..(bytes.Length / 2)], await File.ReadAllBytesAsync(state));
+        }
+        finally
+        {
+            LocalProcess.TryDeleteDirectory(dir);
+        }
+    }
 }
