@@ -24,10 +24,17 @@ public class SseRelayBenchmarks
     [Params(int.MaxValue, 64)]
     public int ReadSize { get; set; }
 
+    /// <summary>
+    /// True: TryRead finds nothing, so every read goes through ReadAsync as on a socket between tokens (the path where the relay
+    /// arms its upstream timeouts). False: TryRead always has data, as when the upstream is far ahead of the client.
+    /// </summary>
+    [Params(false, true)]
+    public bool ReadsWait { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
-        _upstream = new ReplayPipeReader(Encoding.UTF8.GetBytes(VllmChatStream(20)), ReadSize);
+        _upstream = new ReplayPipeReader(Encoding.UTF8.GetBytes(VllmChatStream(20)), ReadSize) { ReadsWait = ReadsWait };
         _state = new StreamState("\"qwen\""u8.ToArray(), ClientWantsUsage, ClientWantsUsage);
     }
 
@@ -61,9 +68,18 @@ internal sealed class ReplayPipeReader(byte[] data, int readSize) : PipeReader
 {
     private int _consumed, _available;
 
+    /// <summary>TryRead reports nothing buffered, so the caller takes the ReadAsync path (which still completes synchronously).</summary>
+    public bool ReadsWait { get; init; }
+
     public void Reset() { _consumed = 0; _available = 0; }
 
     public override bool TryRead(out ReadResult result)
+    {
+        if (ReadsWait) { result = default; return false; }
+        return Next(out result);
+    }
+
+    private bool Next(out ReadResult result)
     {
         _available = Math.Min(data.Length, Math.Max(_available, _consumed) + Math.Min(readSize, data.Length));
         var seq = new ReadOnlySequence<byte>(data, _consumed, _available - _consumed);
@@ -73,7 +89,7 @@ internal sealed class ReplayPipeReader(byte[] data, int readSize) : PipeReader
 
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        TryRead(out var result);
+        Next(out var result);
         return new ValueTask<ReadResult>(result);
     }
 
