@@ -212,6 +212,9 @@ public static partial class ConfigLoader
                     if (key == "rpm") rpm = n; else tpm = n;
                 }
 
+            var lb = m.Lb == "p2c" ? BalancerKind.LeastOutstanding : BalancerKind.RoundRobin;
+            if (m.Lb is not (null or "wrr" or "p2c")) fail($"{at}.lb", $"'{m.Lb}' is not one of wrr, p2c");
+
             var backends = new List<BackendConfig>();
             var urls = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
             for (int j = 0; j < (m.Backends?.Count ?? 0); j++)
@@ -233,7 +236,7 @@ public static partial class ConfigLoader
             {
                 Name = m.Name!, ModelId = m.ModelId!, Active = m.Active ?? true,
                 DefaultParams = defaults, EnableThinking = thinking, SystemPromptPrefix = prefix, Backends = backends,
-                RpmLimit = rpm, TpmLimit = tpm,
+                RpmLimit = rpm, TpmLimit = tpm, Lb = lb,
             });
         }
         return result;

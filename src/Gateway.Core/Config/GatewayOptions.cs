@@ -79,6 +79,16 @@ public sealed record ModelConfig
     public long? RpmLimit { get; init; }
     public long? TpmLimit { get; init; }
     public IReadOnlyList<BackendConfig> Backends { get; init; } = [];
+    /// <summary><c>lb</c>: how requests are spread over the backends.</summary>
+    public BalancerKind Lb { get; init; } = BalancerKind.RoundRobin;
+}
+
+public enum BalancerKind : byte
+{
+    /// <summary><c>"wrr"</c>: smooth weighted round robin; shares follow the weights whatever the backends' speed.</summary>
+    RoundRobin,
+    /// <summary><c>"p2c"</c>: weighted least-outstanding by power of two choices; a slow or busy backend gets fewer requests.</summary>
+    LeastOutstanding,
 }
 
 public sealed record BackendConfig

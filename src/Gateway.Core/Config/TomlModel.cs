@@ -94,6 +94,7 @@ public sealed class TomlModelEntry
     public TomlTable? Transforms { get; set; }
     public TomlTable? RateLimits { get; set; }
     public List<TomlBackendEntry>? Backends { get; set; }
+    public string? Lb { get; set; }
 }
 
 public sealed class TomlBackendEntry

@@ -108,6 +108,7 @@ public sealed class ProxyHandler(
         finally
         {
             // Step 11: account. Nothing sent = the client left before an answer (nginx's 499).
+            request.ReleaseCount();
             if (record.Status == 0) record.Status = exchange.Response.HasStarted ? exchange.Response.StatusCode : 499;
             long end = Stopwatch.GetTimestamp();
             metrics.Record(record, end);
@@ -187,13 +188,14 @@ public sealed class ProxyHandler(
         Backend? failed = null;
         for (int attempt = 1; ; attempt++)
         {
-            // Step 8: balance. A backend that just failed is skipped for the retry.
+            // Step 8: balance (wrr or p2c, per model). A backend that just failed is skipped for the retry.
             var backend = model.Balancer.Pick(exclude: failed);
             if (backend is null)
             {
                 await ReplyErrorAsync(exchange, record, failed is null ? OpenAiError.NoHealthyBackend(model.Alias) : OpenAiError.BackendError("The model server could not be reached."));
                 return;
             }
+            request.CountOn(backend.Load); // in flight until step 11, whatever the outcome; p2c reads it
 
             // Step 9: forward. Only safe headers go upstream; never the client's Authorization.
             using var message = new HttpRequestMessage(HttpMethod.Post, endpoint switch

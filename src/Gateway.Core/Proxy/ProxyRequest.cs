@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Gateway.Json;
 using Gateway.Observability;
+using Gateway.Routing;
 
 namespace Gateway.Proxy;
 
@@ -18,6 +19,22 @@ internal sealed class ProxyRequest
 
     private CancellationTokenSource _cts = new();
     private CancellationTokenRegistration _clientAbort;
+    private BackendLoad? _counted;
+
+    /// <summary>Counts this request as in flight on <paramref name="load"/> (step 8), moving the count off a backend that failed over.</summary>
+    public void CountOn(BackendLoad load)
+    {
+        _counted?.End();
+        _counted = load;
+        load.Begin();
+    }
+
+    /// <summary>Ends the in-flight count (step 11, once the response, stream included, is over).</summary>
+    public void ReleaseCount()
+    {
+        _counted?.End();
+        _counted = null;
+    }
 
     /// <summary>A token source for the upstream call that also fires when the client goes away; reused across requests when it was not cancelled.</summary>
     public CancellationTokenSource Cancellation(CancellationToken clientAborted)

@@ -12,31 +12,40 @@ namespace Gateway.Routing;
 /// </summary>
 public static class SnapshotBuilder
 {
-    public static async Task<Snapshot> BuildAsync(IStore store, Snapshot? previous = null, CancellationToken ct = default) =>
-        FromStore(await store.LoadAllAsync(ct).ConfigureAwait(false), previous);
+    public static async Task<Snapshot> BuildAsync(IStore store, Snapshot? previous = null, CancellationToken ct = default, BackendHealthRegistry? health = null) =>
+        FromStore(await store.LoadAllAsync(ct).ConfigureAwait(false), previous, health);
 
-    public static Snapshot FromStore(StoreContents contents, Snapshot? previous = null)
+    public static Snapshot FromStore(StoreContents contents, Snapshot? previous = null, BackendHealthRegistry? health = null)
     {
         var models = contents.Models.Select(m =>
-            ModelEntry.Create(ToConfig(m), m.CreatedAt.ToUnixTimeSeconds(), previous?.FindModel(m.Name)));
+            ModelEntry.Create(ToConfig(m), m.CreatedAt.ToUnixTimeSeconds(), previous?.FindModel(m.Name), health));
         // A row whose hash does not parse can never match a request; leave it out rather than fail the whole snapshot.
         var keys = contents.Keys.Where(k => KeyHash.TryParseHex(k.KeyHash, out _)).Select(ToEntry);
         return new Snapshot(models, keys, (previous?.Version ?? 0) + 1);
     }
 
     /// <summary>The stored JSON columns as the typed config the request path is built from. Shapes it does not know are ignored.</summary>
-    internal static ModelConfig ToConfig(StoredModel m) => new()
+    internal static ModelConfig ToConfig(StoredModel m)
     {
-        Name = m.Name,
-        ModelId = m.ModelId,
-        Active = m.Active,
-        DefaultParams = Members(m.DefaultParams).Select(p => new KeyValuePair<string, string>(p.Name, p.Value.GetRawText())).ToArray(),
-        EnableThinking = ReasoningFlag(m.ReasoningConfig),
-        SystemPromptPrefix = Members(m.Transforms).FirstOrDefault(p => p.Name == "system_prompt_prefix" && p.Value.ValueKind == JsonValueKind.String)
-            .Value is { ValueKind: JsonValueKind.String } s ? s.GetString() : null,
-        // Backend health in the table is per instance (written by whoever checked last); routing uses this instance's own checks.
-        Backends = m.Backends.Select(b => new BackendConfig { Url = b.Url, Weight = b.Weight, Active = b.Active }).ToArray(),
-    };
+        var transforms = Members(m.Transforms);
+        return new()
+        {
+            Name = m.Name,
+            ModelId = m.ModelId,
+            Active = m.Active,
+            DefaultParams = Members(m.DefaultParams).Select(p => new KeyValuePair<string, string>(p.Name, p.Value.GetRawText())).ToArray(),
+            EnableThinking = ReasoningFlag(m.ReasoningConfig),
+            SystemPromptPrefix = StringMember(transforms, "system_prompt_prefix"),
+            // Writes are validated (StoreValidation); an older row with another value gets the default rather than failing the snapshot.
+            Lb = StringMember(transforms, "lb") == "p2c" ? BalancerKind.LeastOutstanding : BalancerKind.RoundRobin,
+            // Backend health in the table is per instance (written by whoever checked last); routing uses this instance's own checks.
+            Backends = m.Backends.Select(b => new BackendConfig { Url = b.Url, Weight = b.Weight, Active = b.Active }).ToArray(),
+        };
+    }
+
+    private static string? StringMember(List<JsonProperty> members, string name) =>
+        members.FirstOrDefault(p => p.Name == name && p.Value.ValueKind == JsonValueKind.String).Value is { ValueKind: JsonValueKind.String } s
+            ? s.GetString() : null;
 
     private static KeyEntry ToEntry(StoredKey k)
     {
