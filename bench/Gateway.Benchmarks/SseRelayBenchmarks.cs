@@ -9,6 +9,7 @@ namespace Gateway.Benchmarks;
 /// <summary>
 /// The SSE relay over a 23-event vLLM chat stream (role chunk, 20 tokens, finish, usage) plus [DONE], without sockets: a replayed
 /// upstream and a discarding client pipe. Reported per event (OperationsPerInvoke), so "Allocated" is bytes per event.
+/// The relay runs as in production, with its upstream watchdog started (first-byte and idle timeouts armed).
 /// </summary>
 [MemoryDiagnoser]
 public class SseRelayBenchmarks
@@ -17,6 +18,8 @@ public class SseRelayBenchmarks
     private ReplayPipeReader _upstream = null!;
     private readonly DiscardPipeWriter _client = new();
     private StreamState _state = null!;
+    private readonly UpstreamWatchdog _watchdog = new();
+    private readonly CancellationTokenSource _reads = new();
 
     [Params(false, true)]
     public bool ClientWantsUsage { get; set; }
@@ -36,7 +39,11 @@ public class SseRelayBenchmarks
     {
         _upstream = new ReplayPipeReader(Encoding.UTF8.GetBytes(VllmChatStream(20)), ReadSize) { ReadsWait = ReadsWait };
         _state = new StreamState("\"qwen\""u8.ToArray(), ClientWantsUsage, ClientWantsUsage);
+        _watchdog.Start(_reads, TimeSpan.FromSeconds(300), TimeSpan.FromSeconds(120), CancellationToken.None);
     }
+
+    [GlobalCleanup]
+    public void Cleanup() => _watchdog.Stop();
 
     internal static string VllmChatStream(int tokens)
     {
@@ -57,7 +64,7 @@ public class SseRelayBenchmarks
     {
         _upstream.Reset();
         _state.ResetCounters();
-        var outcome = await SseRelay.RunAsync(_upstream, _client, _state, CancellationToken.None);
+        var outcome = await SseRelay.RunAsync(_upstream, _client, _state, CancellationToken.None, _watchdog);
         if (outcome != RelayOutcome.Completed) throw new InvalidOperationException(outcome.ToString());
         return outcome;
     }

@@ -23,8 +23,10 @@ namespace Gateway.Proxy;
 /// </code>
 /// Each step is marked below; step 11 (account: metrics, log line, token charges) runs in a finally, whatever happened.
 /// </summary>
+/// <param name="drainExpired">Fires when the gateway stops waiting for open streams at shutdown: they end with an error event.</param>
 public sealed class ProxyHandler(
-    SnapshotHolder snapshots, UpstreamClient upstream, IRateLimiter limiter, GatewayOptions options, GatewayMetrics metrics, GatewayLog log)
+    SnapshotHolder snapshots, UpstreamClient upstream, IRateLimiter limiter, GatewayOptions options, GatewayMetrics metrics, GatewayLog log,
+    CancellationToken drainExpired = default)
 {
     private readonly long _maxBody = options.Server.MaxBodyBytes;
 
@@ -212,9 +214,9 @@ public sealed class ProxyHandler(
             message.Headers.TryAddWithoutValidation(GatewayHeaders.RequestId, requestId);
             if (exchange.RequestHeaders.Accept is { Count: > 0 } accept) message.Headers.TryAddWithoutValidation(HeaderNames.Accept, (string?)accept);
 
-            // One pooled token source per request carries both the client's abort and the time-to-headers limit.
+            // One pooled token source per request carries the client's abort and every upstream time limit.
             var cts = request.Cancellation(clientAborted);
-            cts.CancelAfter(upstream.Options.ResponseHeadersTimeout);
+            cts.CancelAfter(upstream.Options.FirstByteTimeout);
             record.Backend = backend;
             var backendMetrics = metrics.For(model, backend);
             HttpResponseMessage response;
@@ -228,29 +230,33 @@ public sealed class ProxyHandler(
                 record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
                 return; // the client left; nothing to answer
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (cts.IsCancellationRequested)
             {
+                // No headers within first_byte_timeout. Not retried: a backend this slow is queueing or stuck, and a second wait as
+                // long would double what the client already waited.
                 record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
                 backendMetrics.Timeout.Inc();
-                await ReplyErrorAsync(exchange, record, OpenAiError.BackendTimeout("The model server did not answer in time."));
+                MarkFailed(model, backend);
+                await ReplyErrorAsync(exchange, record, OpenAiError.BackendTimeout("The model server did not answer within the gateway's first-byte timeout."));
                 return;
             }
-            catch (HttpRequestException) when (attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
+            catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
             {
-                // Refused, reset or closed before any response byte: the client has seen nothing yet, so another backend gets it.
+                // Refused, reset, closed or not connected within connect_timeout (the handler's own cancellation): nothing reached
+                // the backend's model and the client has seen nothing yet, so another backend may take it.
                 record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
-                backendMetrics.Connect.Inc();
-                modelMetrics.Failovers.Inc();
+                bool connectTimeout = e is OperationCanceledException;
+                (connectTimeout ? backendMetrics.Timeout : backendMetrics.Connect).Inc();
                 MarkFailed(model, backend);
-                failed = backend;
-                continue;
-            }
-            catch (HttpRequestException)
-            {
-                record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
-                backendMetrics.Connect.Inc(); // refused, reset or closed before any response header
-                MarkFailed(model, backend);
-                await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server could not be reached."));
+                if (attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
+                {
+                    modelMetrics.Failovers.Inc();
+                    failed = backend;
+                    continue;
+                }
+                await ReplyErrorAsync(exchange, record, connectTimeout
+                    ? OpenAiError.BackendTimeout("The model server did not accept a connection in time.")
+                    : OpenAiError.BackendError("The model server could not be reached."));
                 return;
             }
             long toHeaders = Stopwatch.GetTimestamp() - sent;
@@ -270,16 +276,19 @@ public sealed class ProxyHandler(
                     failed = backend; // overloaded or starting; no byte reached the client yet
                     continue;
                 }
-                // Step 10: relay.
+                // Step 10: relay. From here the idle timeout applies to each read (a stream's first event still gets the rest of
+                // the first-byte time).
                 cts.CancelAfter(Timeout.InfiniteTimeSpan);
+                var target = new Target(model, backend, backendMetrics);
                 if (request.Scan.Stream && response.StatusCode == HttpStatusCode.OK && IsEventStream(response))
                 {
                     modelMetrics.ActiveStreams.Inc();
-                    try { await RelayStreamAsync(exchange, request, model, response, cts, backendMetrics, rate); }
+                    var firstByteLeft = upstream.Options.FirstByteTimeout - Stopwatch.GetElapsedTime(sent);
+                    try { await RelayStreamAsync(exchange, request, target, response, cts, firstByteLeft, rate); }
                     finally { modelMetrics.ActiveStreams.Dec(); }
                 }
                 else
-                    await RelayJsonAsync(exchange, request, model, response, cts.Token, backendMetrics, rate);
+                    await RelayJsonAsync(exchange, request, target, response, cts, rate);
             }
             return;
         }
@@ -296,14 +305,25 @@ public sealed class ProxyHandler(
             metrics.For(model, backend).Health.Set(0);
     }
 
+    /// <summary>Where a response comes from: for error accounting and passive health.</summary>
+    private readonly record struct Target(ModelEntry Model, Backend Backend, BackendMetrics Metrics);
+
+    /// <summary>The upstream went quiet past a timeout: counted, and a passive failure of the backend.</summary>
+    private void TimedOut(in Target target)
+    {
+        target.Metrics.Timeout.Inc();
+        MarkFailed(target.Model, target.Backend);
+    }
+
     private static bool IsEventStream(HttpResponseMessage response) =>
         response.Content.Headers.NonValidated.TryGetValues(HeaderNames.ContentType, out var values) &&
         values.ToString().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase); // NonValidated: no header parsing
 
     private async Task RelayJsonAsync(
-        Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationToken cancellationToken,
-        BackendMetrics backendMetrics, RateRequest rate)
+        Exchange exchange, ProxyRequest request, Target target, HttpResponseMessage response, CancellationTokenSource cts, RateRequest rate)
     {
+        var (model, _, backendMetrics) = target;
+        var idle = upstream.Options.StreamIdleTimeout;
         var record = request.Record;
         var raw = request.Response;
         var max = upstream.Options.MaxResponseBytes;
@@ -313,16 +333,23 @@ public sealed class ProxyHandler(
             var declared = response.Content.Headers.ContentLength;
             if (declared > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
             raw.Ensure((int)(declared ?? 4096));
-            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+            await using var stream = await response.Content.ReadAsStreamAsync(cts.Token);
             while (true)
             {
-                int n = await stream.ReadAsync(raw.GetMemory(16 * 1024), cancellationToken);
+                cts.CancelAfter(idle); // a handful of reads per response: the timer change is cheap here
+                int n = await stream.ReadAsync(raw.GetMemory(16 * 1024), cts.Token);
                 if (n == 0) break;
                 raw.Advance(n);
                 if (raw.Length > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
             }
         }
         catch (OperationCanceledException) when (exchange.RequestAborted.IsCancellationRequested) { return; }
+        catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException && cts.IsCancellationRequested)
+        {
+            TimedOut(target); // the body stopped arriving; nothing reached the client yet
+            await ReplyErrorAsync(exchange, record, OpenAiError.BackendTimeout("The model server stopped sending its response."));
+            return;
+        }
         catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
         {
             backendMetrics.BrokenStream.Inc();
@@ -353,9 +380,10 @@ public sealed class ProxyHandler(
     }
 
     private async Task RelayStreamAsync(
-        Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationTokenSource upstreamCts,
-        BackendMetrics backendMetrics, RateRequest rate)
+        Exchange exchange, ProxyRequest request, Target target, HttpResponseMessage response, CancellationTokenSource upstreamCts,
+        TimeSpan firstByteLeft, RateRequest rate)
     {
+        var (model, _, backendMetrics) = target;
         var record = request.Record;
         exchange.Response.StatusCode = 200;
         var headers = exchange.ResponseHeaders;
@@ -384,9 +412,17 @@ public sealed class ProxyHandler(
                 SetOverheadHeader(exchange, record, record.OverheadTicks);
                 await exchange.ResponseBody.StartAsync();
                 var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true));
-                var outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted);
+                // The client has its 200 now, so any timeout from here on is an error event, never a 504.
+                var watchdog = request.Watchdog;
+                watchdog.Start(upstreamCts, firstByteLeft, upstream.Options.StreamIdleTimeout, drainExpired);
+                RelayOutcome outcome;
+                try { outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted, watchdog); }
+                finally { watchdog.Stop(); }
                 if (outcome == RelayOutcome.ClientGone) upstreamCts.Cancel(); // stop the generation at once: the GPU has better things to do
                 else if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
+                else if (outcome == RelayOutcome.UpstreamTimedOut) TimedOut(target);
+                // Timed out or shutting down: the watchdog cancelled the read, and disposing the response closes the connection,
+                // which is how vLLM learns to stop generating.
                 await reader.CompleteAsync();
             }
         }

@@ -16,7 +16,8 @@ internal static class ServeCommand
         if (options.Server.InlineIo) Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Server.ShutdownTimeout + TimeSpan.FromSeconds(2));
+        // Room beyond the drain for open streams to get their shutting_down event (GatewayHost.StopAsync) and for disposal.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Server.ShutdownTimeout + GatewayHost.StreamEndGrace + TimeSpan.FromSeconds(2));
         builder.Services.AddSingleton(options);
         builder.Services.AddHostedService<GatewayService>();
         using var host = builder.Build();
