@@ -15,7 +15,7 @@ public sealed class CliTests(PostgresFixture pg) : IDisposable
 
     public void Dispose() => LocalProcess.TryDeleteDirectory(_dir);
 
-    private static string GatewayDll()
+    internal static string GatewayDll()
     {
         // Built next to the tests by the ReferenceOutputAssembly=false project reference, in the same configuration.
         var config = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
