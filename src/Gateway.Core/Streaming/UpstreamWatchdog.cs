@@ -4,9 +4,9 @@ namespace Gateway.Streaming;
 /// Ends a stream whose upstream went quiet, and every open stream when the gateway's drain time runs out, by cancelling the upstream
 /// read so the relay can still tell the client why. Before the first byte a stream may wait until the first-byte deadline (vLLM
 /// queues and prefills before its first chunk); after it, at most the idle timeout per read.
-/// The relay only stamps when a read starts and ends (a coarse millisecond clock and plain writes: no lock, timer change or
-/// allocation per event); a timer, started once per stream, ticks a few times per limit and does the checking. One per pooled
-/// request, reused across streams.
+/// The relay only marks when a read starts and ends (a counter and a flag: no clock, lock, timer change or allocation per event);
+/// a timer, started once per stream, ticks a few times per limit, notices a read that is still the same one, and times it from
+/// then on. One per pooled request, reused across streams.
 /// </summary>
 public sealed class UpstreamWatchdog : IDisposable
 {
@@ -15,8 +15,11 @@ public sealed class UpstreamWatchdog : IDisposable
     private CancellationTokenSource? _reads;
     private CancellationTokenRegistration _drain;
     private long _firstByteDeadline, _idleMs; // Environment.TickCount64 milliseconds
-    private long _waitingSince; // when the pending read started; 0 = no read pending
+    private int _readSeq; // bumped by the relay as each read starts
+    private volatile bool _waiting; // a read is pending
     private bool _sawData;
+    private int _seenSeq; // the pending read the timer has been watching (timer only, under the lock)
+    private long _seenAt; // when the timer first saw it; 0 = none
     private volatile RelayOutcome _fired; // Completed = has not fired
 
     public UpstreamWatchdog()
@@ -43,8 +46,9 @@ public sealed class UpstreamWatchdog : IDisposable
             Token = reads.Token;
             _firstByteDeadline = Environment.TickCount64 + (long)firstByteLeft.TotalMilliseconds;
             _idleMs = (long)idle.TotalMilliseconds;
-            _waitingSince = 0;
+            _waiting = false;
             _sawData = false;
+            _seenAt = 0;
             _fired = RelayOutcome.Completed;
         }
         // Registered outside the lock: an already expired drain runs the callback here, and it takes the lock.
@@ -62,16 +66,23 @@ public sealed class UpstreamWatchdog : IDisposable
     }
 
     /// <summary>Called by the relay before it waits on the upstream.</summary>
-    internal void ReadStarting() => Volatile.Write(ref _waitingSince, Environment.TickCount64);
+    internal void ReadStarting()
+    {
+        _readSeq++; // one relay per watchdog at a time; the volatile write below publishes it to the timer
+        _waiting = true;
+    }
 
     /// <summary>Called by the relay when a read returned.</summary>
     internal void ReadDone()
     {
+        _waiting = false;
         if (!_sawData) Volatile.Write(ref _sawData, true);
-        Volatile.Write(ref _waitingSince, 0);
     }
 
-    /// <summary>An eighth of the limit (a timeout fires at most ~12% late), between 10 ms and 1 s: 10k streams tick ≤ 10k times a second.</summary>
+    /// <summary>
+    /// An eighth of the limit, between 10 ms and 1 s (10k streams tick at most 10k times a second). The timer starts timing a read
+    /// at the first tick that sees it, so an idle timeout fires between one and one and a quarter limits after the read began, never early.
+    /// </summary>
     internal static TimeSpan TickPeriod(TimeSpan limit)
     {
         var period = limit / 8;
@@ -82,11 +93,25 @@ public sealed class UpstreamWatchdog : IDisposable
     {
         lock (_lock)
         {
-            long since = Volatile.Read(ref _waitingSince);
-            if (_reads is null || since == 0) return;
+            if (_reads is null) return;
+            if (!_waiting)
+            {
+                _seenAt = 0; // relaying, not waiting on the upstream
+                return;
+            }
+            int seq = Volatile.Read(ref _readSeq);
             long now = Environment.TickCount64;
-            bool late = Volatile.Read(ref _sawData) ? now - since >= _idleMs : now >= _firstByteDeadline;
-            if (late) FireLocked(RelayOutcome.UpstreamTimedOut);
+            if (!Volatile.Read(ref _sawData))
+            {
+                if (now >= _firstByteDeadline) FireLocked(RelayOutcome.UpstreamTimedOut);
+                return;
+            }
+            if (_seenAt == 0 || seq != _seenSeq)
+            {
+                (_seenSeq, _seenAt) = (seq, now); // a read this tick has not seen before: it began at most now
+                return;
+            }
+            if (now - _seenAt >= _idleMs) FireLocked(RelayOutcome.UpstreamTimedOut);
         }
     }
 
