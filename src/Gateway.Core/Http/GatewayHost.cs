@@ -87,7 +87,8 @@ public sealed class GatewayHost : IAsyncDisposable
     /// <summary>
     /// Stops accepting and drains in-flight requests until <paramref name="cancellationToken"/> fires. Then streams still open end
     /// with an OpenAI-shaped <c>shutting_down</c> error event (never a silent cut a client could take for a complete answer), and
-    /// after <see cref="StreamEndGrace"/> the server aborts whatever is left (non-streaming requests still waiting on a backend).
+    /// after <see cref="StreamEndGrace"/> the server aborts whatever is left (requests whose backend has not answered yet, so their
+    /// clients got nothing to mistake for an answer).
     /// </summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {

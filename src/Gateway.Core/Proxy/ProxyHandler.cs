@@ -240,8 +240,8 @@ public sealed partial class ProxyHandler(
             }
             catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
             {
-                // Refused, reset, closed or not connected within connect_timeout (the handler's own cancellation): nothing reached
-                // the backend's model and the client has seen nothing yet, so another backend may take it.
+                // Refused, reset or closed before any response byte, or not connected within connect_timeout (the handler's own
+                // cancellation, not ours): the client has seen nothing yet, so another backend may take it.
                 record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
                 bool connectTimeout = e is OperationCanceledException;
                 (connectTimeout ? backendMetrics.Timeout : backendMetrics.Connect).Inc();
