@@ -9,6 +9,7 @@ namespace Gateway.Benchmarks;
 /// <summary>
 /// The SSE relay over a 23-event vLLM chat stream (role chunk, 20 tokens, finish, usage) plus [DONE], without sockets: a replayed
 /// upstream and a discarding client pipe. Reported per event (OperationsPerInvoke), so "Allocated" is bytes per event.
+/// The relay runs as in production, with its upstream watchdog started (first-byte and idle timeouts armed).
 /// </summary>
 [MemoryDiagnoser]
 public class SseRelayBenchmarks
@@ -17,6 +18,8 @@ public class SseRelayBenchmarks
     private ReplayPipeReader _upstream = null!;
     private readonly DiscardPipeWriter _client = new();
     private StreamState _state = null!;
+    private readonly UpstreamWatchdog _watchdog = new();
+    private readonly CancellationTokenSource _reads = new();
 
     [Params(false, true)]
     public bool ClientWantsUsage { get; set; }
@@ -24,12 +27,23 @@ public class SseRelayBenchmarks
     [Params(int.MaxValue, 64)]
     public int ReadSize { get; set; }
 
+    /// <summary>
+    /// True: TryRead finds nothing, so every read goes through ReadAsync as on a socket between tokens (the path where the relay
+    /// arms its upstream timeouts). False: TryRead always has data, as when the upstream is far ahead of the client.
+    /// </summary>
+    [Params(false, true)]
+    public bool ReadsWait { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
-        _upstream = new ReplayPipeReader(Encoding.UTF8.GetBytes(VllmChatStream(20)), ReadSize);
+        _upstream = new ReplayPipeReader(Encoding.UTF8.GetBytes(VllmChatStream(20)), ReadSize) { ReadsWait = ReadsWait };
         _state = new StreamState("\"qwen\""u8.ToArray(), ClientWantsUsage, ClientWantsUsage);
+        _watchdog.Start(_reads, TimeSpan.FromSeconds(300), TimeSpan.FromSeconds(120), CancellationToken.None);
     }
+
+    [GlobalCleanup]
+    public void Cleanup() => _watchdog.Stop();
 
     internal static string VllmChatStream(int tokens)
     {
@@ -50,7 +64,7 @@ public class SseRelayBenchmarks
     {
         _upstream.Reset();
         _state.ResetCounters();
-        var outcome = await SseRelay.RunAsync(_upstream, _client, _state, CancellationToken.None);
+        var outcome = await SseRelay.RunAsync(_upstream, _client, _state, CancellationToken.None, _watchdog);
         if (outcome != RelayOutcome.Completed) throw new InvalidOperationException(outcome.ToString());
         return outcome;
     }
@@ -61,9 +75,18 @@ internal sealed class ReplayPipeReader(byte[] data, int readSize) : PipeReader
 {
     private int _consumed, _available;
 
+    /// <summary>TryRead reports nothing buffered, so the caller takes the ReadAsync path (which still completes synchronously).</summary>
+    public bool ReadsWait { get; init; }
+
     public void Reset() { _consumed = 0; _available = 0; }
 
     public override bool TryRead(out ReadResult result)
+    {
+        if (ReadsWait) { result = default; return false; }
+        return Next(out result);
+    }
+
+    private bool Next(out ReadResult result)
     {
         _available = Math.Min(data.Length, Math.Max(_available, _consumed) + Math.Min(readSize, data.Length));
         var seq = new ReadOnlySequence<byte>(data, _consumed, _available - _consumed);
@@ -73,7 +96,7 @@ internal sealed class ReplayPipeReader(byte[] data, int readSize) : PipeReader
 
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        TryRead(out var result);
+        Next(out var result);
         return new ValueTask<ReadResult>(result);
     }
 

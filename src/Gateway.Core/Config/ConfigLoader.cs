@@ -76,6 +76,12 @@ public static partial class ConfigLoader
                 Fail(key, $"'{value}' is not a duration (use forms like \"500ms\", \"30s\", \"5m\")");
             return d;
         }
+        TimeSpan Limit(string? value, string key, TimeSpan fallback)
+        {
+            var d = Duration(value, key, fallback);
+            if (d <= TimeSpan.Zero || d > TimeSpan.FromDays(1)) Fail(key, $"'{value}' must be longer than zero and at most a day");
+            return d;
+        }
         int Int(long? value, string key, int fallback, long min, long max)
         {
             if (value is null) return fallback;
@@ -117,8 +123,9 @@ public static partial class ConfigLoader
         var px = f.Proxy;
         proxy = proxy with
         {
-            ConnectTimeout = Duration(px?.ConnectTimeout, "proxy.connect_timeout", proxy.ConnectTimeout),
-            ResponseHeadersTimeout = Duration(px?.ResponseHeadersTimeout, "proxy.response_headers_timeout", proxy.ResponseHeadersTimeout),
+            ConnectTimeout = Limit(px?.ConnectTimeout, "proxy.connect_timeout", proxy.ConnectTimeout),
+            FirstByteTimeout = Limit(px?.FirstByteTimeout, "proxy.first_byte_timeout", proxy.FirstByteTimeout),
+            StreamIdleTimeout = Limit(px?.StreamIdleTimeout, "proxy.stream_idle_timeout", proxy.StreamIdleTimeout),
             PooledConnectionIdleTimeout = Duration(px?.PooledConnectionIdleTimeout, "proxy.pooled_connection_idle_timeout", proxy.PooledConnectionIdleTimeout),
             MaxResponseBytes = px?.MaxResponseBytes is { } mr ? (mr >= 1024 ? mr : throw new ConfigException($"{source}: proxy.max_response_bytes: {mr} is below 1024")) : proxy.MaxResponseBytes,
             MaxAttempts = Int(px?.MaxAttempts, "proxy.max_attempts", proxy.MaxAttempts, 1, 10),
@@ -212,6 +219,9 @@ public static partial class ConfigLoader
                     if (key == "rpm") rpm = n; else tpm = n;
                 }
 
+            var lb = m.Lb == "p2c" ? BalancerKind.LeastOutstanding : BalancerKind.RoundRobin;
+            if (m.Lb is not (null or "wrr" or "p2c")) fail($"{at}.lb", $"'{m.Lb}' is not one of wrr, p2c");
+
             var backends = new List<BackendConfig>();
             var urls = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
             for (int j = 0; j < (m.Backends?.Count ?? 0); j++)
@@ -233,7 +243,7 @@ public static partial class ConfigLoader
             {
                 Name = m.Name!, ModelId = m.ModelId!, Active = m.Active ?? true,
                 DefaultParams = defaults, EnableThinking = thinking, SystemPromptPrefix = prefix, Backends = backends,
-                RpmLimit = rpm, TpmLimit = tpm,
+                RpmLimit = rpm, TpmLimit = tpm, Lb = lb,
             });
         }
         return result;

@@ -54,9 +54,15 @@ public sealed record HealthCheckOptions
 
 public sealed record ProxyOptions
 {
+    /// <summary>TCP connect to a backend; a timeout here is retried on another backend like a refused connection.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
-    /// <summary>Time to the upstream's response headers; long by default because vLLM queues requests before answering.</summary>
-    public TimeSpan ResponseHeadersTimeout { get; init; } = TimeSpan.FromSeconds(300);
+    /// <summary>
+    /// From sending the request to the upstream's first byte: its response headers and, for a stream, its first event (vLLM sends a
+    /// stream's headers at once, then queues and prefills). Long by default because vLLM queues requests. Not retried.
+    /// </summary>
+    public TimeSpan FirstByteTimeout { get; init; } = TimeSpan.FromSeconds(300);
+    /// <summary>The longest gap between upstream reads once bytes flow (stream chunks, or a JSON body arriving in pieces).</summary>
+    public TimeSpan StreamIdleTimeout { get; init; } = TimeSpan.FromSeconds(120);
     /// <summary>Below vLLM's 5 s keep-alive so we never reuse a socket the server is about to close.</summary>
     public TimeSpan PooledConnectionIdleTimeout { get; init; } = TimeSpan.FromSeconds(4);
     public long MaxResponseBytes { get; init; } = 64 * 1024 * 1024;
@@ -79,6 +85,16 @@ public sealed record ModelConfig
     public long? RpmLimit { get; init; }
     public long? TpmLimit { get; init; }
     public IReadOnlyList<BackendConfig> Backends { get; init; } = [];
+    /// <summary><c>lb</c>: how requests are spread over the backends.</summary>
+    public BalancerKind Lb { get; init; } = BalancerKind.RoundRobin;
+}
+
+public enum BalancerKind : byte
+{
+    /// <summary><c>"wrr"</c>: smooth weighted round robin; shares follow the weights whatever the backends' speed.</summary>
+    RoundRobin,
+    /// <summary><c>"p2c"</c>: weighted least-outstanding by power of two choices; a slow or busy backend gets fewer requests.</summary>
+    LeastOutstanding,
 }
 
 public sealed record BackendConfig

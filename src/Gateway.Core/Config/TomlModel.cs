@@ -77,7 +77,8 @@ public sealed class TomlStorage { public string? DataDir { get; set; } }
 public sealed class TomlProxy
 {
     public string? ConnectTimeout { get; set; }
-    public string? ResponseHeadersTimeout { get; set; }
+    public string? FirstByteTimeout { get; set; }
+    public string? StreamIdleTimeout { get; set; }
     public string? PooledConnectionIdleTimeout { get; set; }
     public long? MaxResponseBytes { get; set; }
     public long? MaxAttempts { get; set; }
@@ -94,6 +95,7 @@ public sealed class TomlModelEntry
     public TomlTable? Transforms { get; set; }
     public TomlTable? RateLimits { get; set; }
     public List<TomlBackendEntry>? Backends { get; set; }
+    public string? Lb { get; set; }
 }
 
 public sealed class TomlBackendEntry

@@ -19,6 +19,13 @@ public sealed class GatewayHost : IAsyncDisposable
     private readonly HttpServer _server;
     private readonly UpstreamClient _upstream;
     private readonly HealthChecker? _healthChecker;
+    private readonly CancellationTokenSource _drainExpired = new();
+
+    /// <summary>
+    /// After the drain time runs out, how long open streams get to write their error event and end before the server aborts what
+    /// is left. <c>gateway serve</c> gives the host this much (and more) beyond server.shutdown_timeout.
+    /// </summary>
+    public static readonly TimeSpan StreamEndGrace = TimeSpan.FromSeconds(1);
 
     /// <param name="logSink">Where log lines go; stdout when null (tests pass a stream to capture them).</param>
     /// <param name="store">The control plane's store (the host owns it from here); the first snapshot is loaded from it in
@@ -50,7 +57,7 @@ public sealed class GatewayHost : IAsyncDisposable
             _healthChecker.StateChanged += (_, _, _) => HealthWriter.OnFlip();
             _healthChecker.RoundCompleted += HealthWriter.OnRound;
         }
-        var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options, Metrics, Log, Control?.KeyResolver);
+        var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options, Metrics, Log, Control?.KeyResolver, _drainExpired.Token);
         Admin = new AdminApi(options, Control, Health, Log);
         Application = new GatewayApplication(Snapshots, proxy, Metrics, Log, Control?.KeyResolver, Admin);
         var address = IPAddress.TryParse(options.Server.Host, out var ip) ? ip : IPAddress.Any;
@@ -106,8 +113,28 @@ public sealed class GatewayHost : IAsyncDisposable
         HealthWriter?.Start();
     }
 
-    /// <summary>Stops accepting and drains in-flight requests until <paramref name="cancellationToken"/> fires.</summary>
-    public Task StopAsync(CancellationToken cancellationToken) => _server.StopAsync(cancellationToken);
+    /// <summary>
+    /// Stops accepting and drains in-flight requests until <paramref name="cancellationToken"/> fires. Then streams still open end
+    /// with an OpenAI-shaped <c>shutting_down</c> error event (never a silent cut a client could take for a complete answer), and
+    /// after <see cref="StreamEndGrace"/> the server aborts whatever is left (requests whose backend has not answered yet, so their
+    /// clients got nothing to mistake for an answer).
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        using var abort = new CancellationTokenSource();
+        var stopping = _server.StopAsync(abort.Token);
+        try
+        {
+            await stopping.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
+        Log.Warn("shutdown: drain time is up; ending open streams with an error event");
+        await _drainExpired.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAny(stopping, Task.Delay(StreamEndGrace)).ConfigureAwait(false);
+        await abort.CancelAsync().ConfigureAwait(false);
+        await stopping.ConfigureAwait(false);
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -118,6 +145,7 @@ public sealed class GatewayHost : IAsyncDisposable
         if (Control is not null) await Control.DisposeAsync();
         if (_redis is not null) await _redis.DisposeAsync();
         _upstream.Dispose();
+        _drainExpired.Dispose();
         await Log.DisposeAsync();
     }
 }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.IO.Pipelines;
 using System.Net;
 using System.Text;
 using Gateway.Auth;
@@ -10,7 +9,6 @@ using Gateway.Json;
 using Gateway.Limits;
 using Gateway.Observability;
 using Gateway.Routing;
-using Gateway.Streaming;
 using Microsoft.Net.Http.Headers;
 
 namespace Gateway.Proxy;
@@ -23,9 +21,11 @@ namespace Gateway.Proxy;
 /// </code>
 /// Each step is marked below; step 11 (account: metrics, log line, token charges) runs in a finally, whatever happened.
 /// </summary>
-public sealed class ProxyHandler(
+/// <param name="keyResolver">Scaled-out mode's bounded lookup of keys missing from the snapshot; null in embedded mode.</param>
+/// <param name="drainExpired">Fires when the gateway stops waiting for open streams at shutdown: they end with an error event.</param>
+public sealed partial class ProxyHandler(
     SnapshotHolder snapshots, UpstreamClient upstream, IRateLimiter limiter, GatewayOptions options, GatewayMetrics metrics, GatewayLog log,
-    UnknownKeyResolver? keyResolver = null)
+    UnknownKeyResolver? keyResolver = null, CancellationToken drainExpired = default)
 {
     private readonly long _maxBody = options.Server.MaxBodyBytes;
 
@@ -110,6 +110,7 @@ public sealed class ProxyHandler(
         finally
         {
             // Step 11: account. Nothing sent = the client left before an answer (nginx's 499).
+            request.ReleaseCount();
             if (record.Status == 0) record.Status = exchange.Response.HasStarted ? exchange.Response.StatusCode : 499;
             long end = Stopwatch.GetTimestamp();
             metrics.Record(record, end);
@@ -172,13 +173,14 @@ public sealed class ProxyHandler(
         Backend? failed = null;
         for (int attempt = 1; ; attempt++)
         {
-            // Step 8: balance. A backend that just failed is skipped for the retry.
+            // Step 8: balance (wrr or p2c, per model). A backend that just failed is skipped for the retry.
             var backend = model.Balancer.Pick(exclude: failed);
             if (backend is null)
             {
                 await ReplyErrorAsync(exchange, record, failed is null ? OpenAiError.NoHealthyBackend(model.Alias) : OpenAiError.BackendError("The model server could not be reached."));
                 return;
             }
+            request.CountOn(backend.Load); // in flight until step 11, whatever the outcome; p2c reads it
 
             // Step 9: forward. Only safe headers go upstream; never the client's Authorization.
             using var message = new HttpRequestMessage(HttpMethod.Post, endpoint switch
@@ -195,9 +197,9 @@ public sealed class ProxyHandler(
             message.Headers.TryAddWithoutValidation(GatewayHeaders.RequestId, requestId);
             if (exchange.RequestHeaders.Accept is { Count: > 0 } accept) message.Headers.TryAddWithoutValidation(HeaderNames.Accept, (string?)accept);
 
-            // One pooled token source per request carries both the client's abort and the time-to-headers limit.
+            // One pooled token source per request carries the client's abort and every upstream time limit.
             var cts = request.Cancellation(clientAborted);
-            cts.CancelAfter(upstream.Options.ResponseHeadersTimeout);
+            cts.CancelAfter(upstream.Options.FirstByteTimeout);
             record.Backend = backend;
             var backendMetrics = metrics.For(model, backend);
             HttpResponseMessage response;
@@ -211,29 +213,33 @@ public sealed class ProxyHandler(
                 record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
                 return; // the client left; nothing to answer
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException) when (cts.IsCancellationRequested)
             {
+                // No headers within first_byte_timeout. Not retried: a backend this slow is queueing or stuck, and a second wait as
+                // long would double what the client already waited.
                 record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
                 backendMetrics.Timeout.Inc();
-                await ReplyErrorAsync(exchange, record, OpenAiError.BackendTimeout("The model server did not answer in time."));
+                MarkFailed(model, backend);
+                await ReplyErrorAsync(exchange, record, OpenAiError.BackendTimeout("The model server did not answer within the gateway's first-byte timeout."));
                 return;
             }
-            catch (HttpRequestException) when (attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
+            catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
             {
-                // Refused, reset or closed before any response byte: the client has seen nothing yet, so another backend gets it.
+                // Refused, reset or closed before any response byte, or not connected within connect_timeout (the handler's own
+                // cancellation, not ours): the client has seen nothing yet, so another backend may take it.
                 record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
-                backendMetrics.Connect.Inc();
-                modelMetrics.Failovers.Inc();
+                bool connectTimeout = e is OperationCanceledException;
+                (connectTimeout ? backendMetrics.Timeout : backendMetrics.Connect).Inc();
                 MarkFailed(model, backend);
-                failed = backend;
-                continue;
-            }
-            catch (HttpRequestException)
-            {
-                record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
-                backendMetrics.Connect.Inc(); // refused, reset or closed before any response header
-                MarkFailed(model, backend);
-                await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server could not be reached."));
+                if (attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
+                {
+                    modelMetrics.Failovers.Inc();
+                    failed = backend;
+                    continue;
+                }
+                await ReplyErrorAsync(exchange, record, connectTimeout
+                    ? OpenAiError.BackendTimeout("The model server did not accept a connection in time.")
+                    : OpenAiError.BackendError("The model server could not be reached."));
                 return;
             }
             long toHeaders = Stopwatch.GetTimestamp() - sent;
@@ -253,16 +259,19 @@ public sealed class ProxyHandler(
                     failed = backend; // overloaded or starting; no byte reached the client yet
                     continue;
                 }
-                // Step 10: relay.
+                // Step 10: relay. From here the idle timeout applies to each read (a stream's first event still gets the rest of
+                // the first-byte time).
                 cts.CancelAfter(Timeout.InfiniteTimeSpan);
+                var target = new Target(model, backend, backendMetrics);
                 if (request.Scan.Stream && response.StatusCode == HttpStatusCode.OK && IsEventStream(response))
                 {
                     modelMetrics.ActiveStreams.Inc();
-                    try { await RelayStreamAsync(exchange, request, model, response, cts, backendMetrics, rate); }
+                    var firstByteLeft = upstream.Options.FirstByteTimeout - Stopwatch.GetElapsedTime(sent);
+                    try { await RelayStreamAsync(exchange, request, target, response, cts, firstByteLeft, rate); }
                     finally { modelMetrics.ActiveStreams.Dec(); }
                 }
                 else
-                    await RelayJsonAsync(exchange, request, model, response, cts.Token, backendMetrics, rate);
+                    await RelayJsonAsync(exchange, request, target, response, cts, rate);
             }
             return;
         }
@@ -279,116 +288,13 @@ public sealed class ProxyHandler(
             metrics.For(model, backend).Health.Set(0);
     }
 
-    private static bool IsEventStream(HttpResponseMessage response) =>
-        response.Content.Headers.NonValidated.TryGetValues(HeaderNames.ContentType, out var values) &&
-        values.ToString().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase); // NonValidated: no header parsing
+    /// <summary>Where a response comes from: for error accounting and passive health.</summary>
+    private readonly record struct Target(ModelEntry Model, Backend Backend, BackendMetrics Metrics);
 
-    private async Task RelayJsonAsync(
-        Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationToken cancellationToken,
-        BackendMetrics backendMetrics, RateRequest rate)
+    /// <summary>The upstream went quiet past a timeout: counted, and a passive failure of the backend.</summary>
+    private void TimedOut(in Target target)
     {
-        var record = request.Record;
-        var raw = request.Response;
-        var max = upstream.Options.MaxResponseBytes;
-        long reading = Stopwatch.GetTimestamp();
-        try
-        {
-            var declared = response.Content.Headers.ContentLength;
-            if (declared > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
-            raw.Ensure((int)(declared ?? 4096));
-            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-            while (true)
-            {
-                int n = await stream.ReadAsync(raw.GetMemory(16 * 1024), cancellationToken);
-                if (n == 0) break;
-                raw.Advance(n);
-                if (raw.Length > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
-            }
-        }
-        catch (OperationCanceledException) when (exchange.RequestAborted.IsCancellationRequested) { return; }
-        catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
-        {
-            backendMetrics.BrokenStream.Inc();
-            await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server closed the connection before the response was complete."));
-            return;
-        }
-        finally
-        {
-            record.UpstreamTicks += Stopwatch.GetTimestamp() - reading; // waiting for the body is upstream time too
-        }
-
-        var output = request.Body; // the client body is spliced already; reuse its buffer
-        output.Clear();
-        var json = raw.WrittenSpan;
-        if (ResponseScanner.TryScan(json, out var scan))
-        {
-            ResponseRewriter.Write(json, scan, model.AliasJson, stripUsage: false, output);
-            if (scan.HasUsage) { record.HasUsage = true; record.PromptTokens = scan.PromptTokens; record.CompletionTokens = scan.CompletionTokens; }
-            // Step 11: charge the tokens (TPM).
-            if (rate.KeyId is not null && scan.HasUsage) limiter.ChargeTokens(rate, scan.PromptTokens + scan.CompletionTokens);
-        }
-        else output.Write(json);
-
-        var contentType = response.Content.Headers.ContentType?.MediaType == "application/json"
-            ? "application/json" : response.Content.Headers.ContentType?.ToString() ?? "application/json";
-        SetOverheadHeader(exchange, record, record.Overhead(Stopwatch.GetTimestamp()));
-        await exchange.WriteBodyAsync((int)response.StatusCode, contentType, output.WrittenMemory);
-    }
-
-    private async Task RelayStreamAsync(
-        Exchange exchange, ProxyRequest request, ModelEntry model, HttpResponseMessage response, CancellationTokenSource upstreamCts,
-        BackendMetrics backendMetrics, RateRequest rate)
-    {
-        var record = request.Record;
-        exchange.Response.StatusCode = 200;
-        var headers = exchange.ResponseHeaders;
-        headers.ContentType = "text/event-stream; charset=utf-8";
-        headers.CacheControl = "no-cache";
-        headers[GatewayHeaders.AccelBuffering] = "no";
-
-        // Step 11 runs inside the relay for streams: every chunk's cumulative usage charges its delta, so a long stream counts
-        // against TPM while it runs and a client that leaves has paid for what it got.
-        using var state = new StreamState(model.AliasJson, request.Scan.ClientIncludeUsage, request.Scan.ClientContinuousUsage,
-            rate.KeyId is null ? null : limiter, rate);
-        Stream stream;
-        try { stream = await response.Content.ReadAsStreamAsync(upstreamCts.Token); }
-        catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
-        {
-            backendMetrics.BrokenStream.Inc();
-            await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server closed the connection before the response started."));
-            return;
-        }
-        try
-        {
-            await using (stream)
-            {
-                // Overhead of a stream: everything up to the first byte, minus the wait for the upstream's headers.
-                record.OverheadTicks = record.Overhead(Stopwatch.GetTimestamp());
-                SetOverheadHeader(exchange, record, record.OverheadTicks);
-                await exchange.ResponseBody.StartAsync();
-                // Memory per open stream is what bounds how many one instance holds: the request is sent (no retry once the
-                // stream started), so its two buffers go back to the pool now; and the reader waits with a zero-byte read, so a
-                // stream between tokens holds no read buffer of ours either.
-                if (response.RequestMessage?.Content is BufferContent sent) sent.Forget();
-                request.Body.Release();
-                request.Upstream.Release();
-                var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
-                var outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted);
-                // Client gone: the upstream socket closing is what stops the generation, by the relay's cancelled read or, when a
-                // flush found the client gone, by disposing the unread response below (MaxResponseDrainSize = 0: no drain).
-                // Cancelling upstreamCts would not: over HTTP/1.1 it reaches SendAsync only, up to the response headers.
-                if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
-                await reader.CompleteAsync();
-            }
-        }
-        finally
-        {
-            record.HasUsage = state.PromptTokens != 0 || state.CompletionTokens != 0;
-            record.PromptTokens = state.PromptTokens;
-            record.CompletionTokens = state.CompletionTokens;
-            record.FirstContent = state.FirstContentTimestamp;
-            record.LastContent = state.LastContentTimestamp;
-            record.ContentChunks = state.ContentChunks;
-        }
+        target.Metrics.Timeout.Inc();
+        MarkFailed(target.Model, target.Backend);
     }
 }

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using Gateway.Json;
 using Gateway.Observability;
+using Gateway.Routing;
+using Gateway.Streaming;
 
 namespace Gateway.Proxy;
 
@@ -18,6 +20,26 @@ internal sealed class ProxyRequest
 
     private CancellationTokenSource _cts = new();
     private CancellationTokenRegistration _clientAbort;
+    private BackendLoad? _counted;
+    private UpstreamWatchdog? _watchdog;
+
+    /// <summary>The stream timeouts, kept with the request so a stream costs no timer allocation.</summary>
+    public UpstreamWatchdog Watchdog => _watchdog ??= new UpstreamWatchdog();
+
+    /// <summary>Counts this request as in flight on <paramref name="load"/> (step 8), moving the count off a backend that failed over.</summary>
+    public void CountOn(BackendLoad load)
+    {
+        _counted?.End();
+        _counted = load;
+        load.Begin();
+    }
+
+    /// <summary>Ends the in-flight count (step 11, once the response, stream included, is over).</summary>
+    public void ReleaseCount()
+    {
+        _counted?.End();
+        _counted = null;
+    }
 
     /// <summary>A token source for the upstream call that also fires when the client goes away; reused across requests when it was not cancelled.</summary>
     public CancellationTokenSource Cancellation(CancellationToken clientAborted)
@@ -43,7 +65,7 @@ internal sealed class ProxyRequest
         request.Upstream = Shrink(request.Upstream);
         request.Response = Shrink(request.Response);
         if (Pool.Count < 1024) Pool.Add(request);
-        else { request.Body.Dispose(); request.Upstream.Dispose(); request.Response.Dispose(); }
+        else { request.Body.Dispose(); request.Upstream.Dispose(); request.Response.Dispose(); request._watchdog?.Dispose(); }
     }
 
     private static PooledBuffer Shrink(PooledBuffer buffer)

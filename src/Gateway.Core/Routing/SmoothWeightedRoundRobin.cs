@@ -3,8 +3,9 @@ namespace Gateway.Routing;
 /// <summary>
 /// nginx's smooth weighted round robin: each pick adds every weight to its backend's current value, takes the largest, and
 /// subtracts the total from it. 5:1 gives a a a b a a…, not a a a a a b. State is carried over snapshot swaps by backend URL.
+/// The default policy (<c>lb = "wrr"</c>).
 /// </summary>
-public sealed class SmoothWeightedRoundRobin
+public sealed class SmoothWeightedRoundRobin : ILoadBalancer
 {
     private readonly Backend[] _backends;
     private readonly long[] _current;

@@ -60,15 +60,18 @@ public sealed class ModelEntry
     /// <summary>System prompt prefix JSON-escaped without quotes; null when the model has none.</summary>
     public byte[]? SystemPrefixEscaped { get; init; }
     public required Backend[] Backends { get; init; }
-    public required SmoothWeightedRoundRobin Balancer { get; init; }
+    public required ILoadBalancer Balancer { get; init; }
     /// <summary>The model's own limits, a second scope per key; unlimited when the model has none.</summary>
     public Limits.RateLimits Limits { get; init; }
     /// <summary>The model's resolved metric children (Observability.ModelMetrics), cached here so a request finds them without a lookup.</summary>
     internal object? MetricsSlot { get; set; }
 
+    /// <param name="previous">The same alias in the previous snapshot: its balancer state and, without a registry, its backends' load.</param>
+    /// <param name="health">Health and load that outlive snapshots; null (tests, tools) keeps load only across this alias's swaps.</param>
     public static ModelEntry Create(ModelConfig config, long created, ModelEntry? previous, BackendHealthRegistry? health = null)
     {
-        var backends = config.Backends.Select(b => new Backend(b.Url, b.Weight, b.Active, health?.For(config.ModelId, b.Url))).ToArray();
+        var backends = config.Backends.Select(b => new Backend(b.Url, b.Weight, b.Active, health?.For(config.ModelId, b.Url),
+            health?.LoadFor(b.Url) ?? previous?.FindBackend(b.Url)?.Load)).ToArray();
         return new ModelEntry
         {
             Alias = config.Name,
@@ -81,9 +84,17 @@ public sealed class ModelEntry
             EnableThinking = config.EnableThinking,
             SystemPrefixEscaped = config.SystemPromptPrefix is { } prefix ? EscapedContent(prefix) : null,
             Backends = backends,
-            Balancer = new SmoothWeightedRoundRobin(backends, previous?.Balancer),
+            Balancer = LoadBalancers.Create(config.Lb, backends, previous?.Balancer),
             Limits = new Limits.RateLimits(config.RpmLimit ?? 0, config.TpmLimit ?? 0),
         };
+    }
+
+    public Backend? FindBackend(string url)
+    {
+        url = url.TrimEnd('/');
+        foreach (var b in Backends)
+            if (string.Equals(b.Url, url, StringComparison.OrdinalIgnoreCase)) return b;
+        return null;
     }
 
     internal static byte[] JsonString(string value) => JsonSerializerHelpers.EncodeString(value);
@@ -107,12 +118,13 @@ public sealed class DefaultParam(string name, string json)
 /// <summary>One upstream vLLM server.</summary>
 public sealed class Backend
 {
-    public Backend(string url, int weight, bool active, BackendHealth? health = null)
+    public Backend(string url, int weight, bool active, BackendHealth? health = null, BackendLoad? load = null)
     {
         Url = url.TrimEnd('/');
         Weight = weight;
         Active = active;
         Health = health ?? new BackendHealth();
+        Load = load ?? new BackendLoad();
         ChatCompletions = new Uri(Url + "/v1/chat/completions");
         Completions = new Uri(Url + "/v1/completions");
         Embeddings = new Uri(Url + "/v1/embeddings");
@@ -123,6 +135,8 @@ public sealed class Backend
     public bool Active { get; }
     /// <summary>Shared with the health checker; outlives this snapshot.</summary>
     public BackendHealth Health { get; }
+    /// <summary>Requests in flight to this URL; shared with every model on it and outlives this snapshot.</summary>
+    public BackendLoad Load { get; }
     public bool IsAvailable => Active && Health.Healthy;
     public Uri ChatCompletions { get; }
     public Uri Completions { get; }

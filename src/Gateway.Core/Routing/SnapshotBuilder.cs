@@ -30,20 +30,29 @@ public static class SnapshotBuilder
     }
 
     /// <summary>The stored JSON columns as the typed config the request path is built from. Shapes it does not know are ignored.</summary>
-    internal static ModelConfig ToConfig(StoredModel m) => new()
+    internal static ModelConfig ToConfig(StoredModel m)
     {
-        Name = m.Name,
-        ModelId = m.ModelId,
-        Active = m.Active,
-        DefaultParams = Members(m.DefaultParams).Select(p => new KeyValuePair<string, string>(p.Name, p.Value.GetRawText())).ToArray(),
-        EnableThinking = ReasoningFlag(m.ReasoningConfig),
-        SystemPromptPrefix = Members(m.Transforms).FirstOrDefault(p => p.Name == "system_prompt_prefix" && p.Value.ValueKind == JsonValueKind.String)
-            .Value is { ValueKind: JsonValueKind.String } s && s.GetString() is { Length: > 0 } prefix ? prefix : null, // "" = none, as in gateway.toml
-        RpmLimit = Limit(m.RateLimits, "rpm"),
-        TpmLimit = Limit(m.RateLimits, "tpm"),
-        // Backend health in the table is per instance (written by whoever checked last); routing uses this instance's own checks.
-        Backends = m.Backends.Select(b => new BackendConfig { Url = b.Url, Weight = b.Weight, Active = b.Active }).ToArray(),
-    };
+        var transforms = Members(m.Transforms);
+        return new()
+        {
+            Name = m.Name,
+            ModelId = m.ModelId,
+            Active = m.Active,
+            DefaultParams = Members(m.DefaultParams).Select(p => new KeyValuePair<string, string>(p.Name, p.Value.GetRawText())).ToArray(),
+            EnableThinking = ReasoningFlag(m.ReasoningConfig),
+            SystemPromptPrefix = StringMember(transforms, "system_prompt_prefix") is { Length: > 0 } prefix ? prefix : null, // "" = none, as in gateway.toml
+            RpmLimit = Limit(m.RateLimits, "rpm"),
+            TpmLimit = Limit(m.RateLimits, "tpm"),
+            // Writes are validated (StoreValidation); an older row with another value gets the default rather than failing the snapshot.
+            Lb = StringMember(transforms, "lb") == "p2c" ? BalancerKind.LeastOutstanding : BalancerKind.RoundRobin,
+            // Backend health in the table is per instance (written by whoever checked last); routing uses this instance's own checks.
+            Backends = m.Backends.Select(b => new BackendConfig { Url = b.Url, Weight = b.Weight, Active = b.Active }).ToArray(),
+        };
+    }
+
+    private static string? StringMember(List<JsonProperty> members, string name) =>
+        members.FirstOrDefault(p => p.Name == name && p.Value.ValueKind == JsonValueKind.String).Value is { ValueKind: JsonValueKind.String } s
+            ? s.GetString() : null;
 
     /// <summary><c>rate_limits = {"rpm":N,"tpm":N}</c>; anything but a positive integer means "no limit".</summary>
     private static long? Limit(string json, string name)

@@ -107,14 +107,15 @@ public static class StoreSeeder
         var (rpm, tpm) => $$"""{"rpm":{{rpm}},"tpm":{{tpm}}}""",
     };
 
+    /// <summary>The stored form of the model's transforms, which also carries its balancing policy (<c>"lb":"p2c"</c>).</summary>
     private static string TransformsJson(ModelConfig config)
     {
-        if (config.SystemPromptPrefix is null) return "{}";
         var buffer = new ArrayBufferWriter<byte>();
         using (var w = new Utf8JsonWriter(buffer))
         {
             w.WriteStartObject();
-            w.WriteString("system_prompt_prefix", config.SystemPromptPrefix);
+            if (config.SystemPromptPrefix is not null) w.WriteString("system_prompt_prefix", config.SystemPromptPrefix);
+            if (config.Lb == BalancerKind.LeastOutstanding) w.WriteString("lb", "p2c");
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(buffer.WrittenSpan);

@@ -20,7 +20,7 @@ public static class StoreValidation
         NonEmpty(m.ModelId, "model_id");
         JsonObject(m.DefaultParams, "default_params");
         JsonObject(m.ReasoningConfig, "reasoning_config");
-        JsonObject(m.Transforms, "transforms");
+        Transforms(m.Transforms);
         JsonObject(m.RateLimits, "rate_limits");
     }
 
@@ -30,7 +30,7 @@ public static class StoreValidation
         if (p.ModelId is not null) NonEmpty(p.ModelId, "model_id");
         if (p.DefaultParams is not null) JsonObject(p.DefaultParams, "default_params");
         if (p.ReasoningConfig is not null) JsonObject(p.ReasoningConfig, "reasoning_config");
-        if (p.Transforms is not null) JsonObject(p.Transforms, "transforms");
+        if (p.Transforms is not null) Transforms(p.Transforms);
         if (p.RateLimits is not null) JsonObject(p.RateLimits, "rate_limits");
     }
 
@@ -95,6 +95,16 @@ public static class StoreValidation
     private static void AllowedModels(IReadOnlyList<string> models)
     {
         if (models.Any(string.IsNullOrWhiteSpace)) throw StoreException.Validation("allowed_models", "allowed_models must not contain empty names");
+    }
+
+    /// <summary>A JSON object whose <c>lb</c>, when present, names a policy the gateway has, so a typo cannot silently mean round robin.</summary>
+    private static void Transforms(string? json)
+    {
+        JsonObject(json, "transforms");
+        using var doc = JsonDocument.Parse(json!);
+        if (doc.RootElement.TryGetProperty("lb", out var lb) && lb.ValueKind != JsonValueKind.Null &&
+            !(lb.ValueKind == JsonValueKind.String && lb.GetString() is "wrr" or "p2c"))
+            throw StoreException.Validation("transforms.lb", "transforms.lb must be \"wrr\" or \"p2c\"");
     }
 
     private static void JsonObject(string? json, string param)

@@ -21,23 +21,41 @@ public static class SseRelay
     public static ReadOnlySpan<byte> BrokenStreamEvent =>
         "data: {\"error\":{\"message\":\"The upstream model server closed the stream before it was complete.\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"backend_error\"}}\n\n"u8;
 
-    public static async ValueTask<RelayOutcome> RunAsync(PipeReader upstream, PipeWriter client, StreamState state, CancellationToken cancellationToken)
+    /// <summary>Sent when the upstream sent nothing for too long (proxy.first_byte_timeout before its first byte, proxy.stream_idle_timeout after).</summary>
+    public static ReadOnlySpan<byte> TimedOutEvent =>
+        "data: {\"error\":{\"message\":\"The upstream model server sent nothing for longer than the gateway's timeout; the stream is incomplete.\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"backend_timeout\"}}\n\n"u8;
+
+    /// <summary>Sent to streams still open when the gateway's drain time (server.shutdown_timeout) runs out.</summary>
+    public static ReadOnlySpan<byte> ShuttingDownEvent =>
+        "data: {\"error\":{\"message\":\"The gateway is shutting down; the stream was ended before it was complete.\",\"type\":\"server_error\",\"param\":null,\"code\":\"shutting_down\"}}\n\n"u8;
+
+    /// <param name="clientAborted">The client went away: stop without writing anything more.</param>
+    /// <param name="watchdog">Started by the caller: supplies the token for upstream reads and says why it cancelled one; null = no timeouts.</param>
+    public static async ValueTask<RelayOutcome> RunAsync(
+        PipeReader upstream, PipeWriter client, StreamState state, CancellationToken clientAborted, UpstreamWatchdog? watchdog = null)
     {
+        var readToken = watchdog?.Token ?? clientAborted;
         long scanned = 0;
         while (true)
         {
             ReadResult read;
             try
             {
-                if (!upstream.TryRead(out read)) read = await upstream.ReadAsync(cancellationToken).ConfigureAwait(false);
+                if (!upstream.TryRead(out read))
+                {
+                    watchdog?.ReadStarting();
+                    read = await upstream.ReadAsync(readToken).ConfigureAwait(false);
+                    watchdog?.ReadDone();
+                }
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
             {
                 return RelayOutcome.ClientGone;
             }
-            catch (Exception e) when (e is IOException or System.Net.Http.HttpRequestException or ObjectDisposedException)
+            catch (Exception e) when (e is OperationCanceledException or IOException or System.Net.Http.HttpRequestException or ObjectDisposedException)
             {
-                return await FailAsync(client, RelayOutcome.UpstreamFailed).ConfigureAwait(false);
+                // A cancelled read surfaces as any of these, depending on where the socket was; the watchdog knows if it was the cause.
+                return await FailAsync(client, watchdog?.Fired ?? RelayOutcome.UpstreamFailed).ConfigureAwait(false);
             }
 
             var buffer = read.Buffer;
@@ -47,7 +65,7 @@ public static class SseRelay
             if (written > 0)
             {
                 FlushResult flush;
-                try { flush = await client.FlushAsync(cancellationToken).ConfigureAwait(false); }
+                try { flush = await client.FlushAsync(clientAborted).ConfigureAwait(false); }
                 catch (OperationCanceledException) { return RelayOutcome.ClientGone; }
                 catch (IOException) { return RelayOutcome.ClientGone; }
                 if (flush.IsCanceled || flush.IsCompleted) return RelayOutcome.ClientGone;
@@ -63,7 +81,12 @@ public static class SseRelay
     {
         try
         {
-            client.Write(BrokenStreamEvent);
+            client.Write(outcome switch
+            {
+                RelayOutcome.UpstreamTimedOut => TimedOutEvent,
+                RelayOutcome.ShuttingDown => ShuttingDownEvent,
+                _ => BrokenStreamEvent,
+            });
             await client.FlushAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or InvalidOperationException) { }

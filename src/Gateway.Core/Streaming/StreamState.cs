@@ -82,4 +82,8 @@ public enum RelayOutcome : byte
     UpstreamFailed,
     /// <summary>The client went away; the upstream request must be cancelled.</summary>
     ClientGone,
+    /// <summary>The upstream sent nothing within the first-byte or idle timeout; the client got an error event.</summary>
+    UpstreamTimedOut,
+    /// <summary>The gateway's drain time ran out; the client got an error event.</summary>
+    ShuttingDown,
 }

@@ -21,7 +21,8 @@ internal static class ServeCommand
         catch (StoreException e) { return CommandLine.Fail($"cannot open the store: {e.Message}"); }
 
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Server.ShutdownTimeout + TimeSpan.FromSeconds(2));
+        // Room beyond the drain for open streams to get their shutting_down event (GatewayHost.StopAsync) and for disposal.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.Server.ShutdownTimeout + GatewayHost.StreamEndGrace + TimeSpan.FromSeconds(2));
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(store);
         builder.Services.AddHostedService<GatewayService>();

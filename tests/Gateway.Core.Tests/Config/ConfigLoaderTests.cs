@@ -43,6 +43,18 @@ public sealed class ConfigLoaderTests
         Assert.Null(o.DatabaseUrl);
         Assert.Null(o.RedisUrl);
         Assert.True(o.Proxy.PooledConnectionIdleTimeout < TimeSpan.FromSeconds(5));
+        Assert.Equal(TimeSpan.FromSeconds(5), o.Proxy.ConnectTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(300), o.Proxy.FirstByteTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(120), o.Proxy.StreamIdleTimeout);
+    }
+
+    [Fact]
+    public void Upstream_timeouts_are_read_from_proxy()
+    {
+        var o = Load("[proxy]\nconnect_timeout = \"2s\"\nfirst_byte_timeout = \"90s\"\nstream_idle_timeout = \"1m30s\"\n");
+        Assert.Equal(TimeSpan.FromSeconds(2), o.Proxy.ConnectTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(90), o.Proxy.FirstByteTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(90), o.Proxy.StreamIdleTimeout);
     }
 
     [Fact]
@@ -80,6 +92,11 @@ public sealed class ConfigLoaderTests
     [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\nreasoning_config = { enable_thinking = \"no\" }", "reasoning_config.enable_thinking: must be true or false")]
     [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\ndefault_params = { model = \"z\" }", "default_params.model: cannot be defaulted")]
     [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\ntransforms = { prefix = \"z\" }", "transforms.prefix: unknown key")]
+    [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\nlb = \"round_robin\"", "models[0].lb: 'round_robin' is not one of wrr, p2c")]
+    [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\nlb = 2", "line 4")]
+    [InlineData("[proxy]\nstream_idle_timeout = \"0s\"", "proxy.stream_idle_timeout: '0s' must be longer than zero")]
+    [InlineData("[proxy]\nfirst_byte_timeout = \"soon\"", "proxy.first_byte_timeout: 'soon' is not a duration")]
+    [InlineData("[proxy]\nresponse_headers_timeout = \"5s\"", "proxy.response_headers_timeout: unknown key")]
     [InlineData("[[keys]]\nname = \"k\"", "keys[0]: needs key or key_hash")]
     [InlineData("[[keys]]\nname = \"k\"\nkey = \"sk-123\"", "keys[0].key: must be 'ml-'")]
     [InlineData("[[keys]]\nname = \"k\"\nkey_hash = \"abc\"", "keys[0].key_hash: must be 64 hex")]
@@ -92,6 +109,13 @@ public sealed class ConfigLoaderTests
         Assert.DoesNotContain("\n", message.TrimEnd());
         Assert.DoesNotContain("   at ", message);
     }
+
+    [Theory]
+    [InlineData("", BalancerKind.RoundRobin)]
+    [InlineData("lb = \"wrr\"", BalancerKind.RoundRobin)]
+    [InlineData("lb = \"p2c\"", BalancerKind.LeastOutstanding)]
+    public void Lb_picks_the_balancing_policy(string line, BalancerKind expected) =>
+        Assert.Equal(expected, Assert.Single(Load($"[[models]]\nname = \"a\"\nmodel_id = \"x\"\n{line}").Models).Lb);
 
     [Fact]
     public void A_bad_port_in_the_environment_is_named()

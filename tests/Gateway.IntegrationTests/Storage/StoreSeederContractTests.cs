@@ -17,6 +17,7 @@ public abstract partial class StoreContractTests
         default_params = { temperature = 0.7 }
         reasoning_config = { enable_thinking = false }
         transforms = { system_prompt_prefix = "You are terse." }
+        lb = "p2c"
           [[models.backends]]
           url = "http://127.0.0.1:8000"
           weight = {{weight}}
@@ -71,6 +72,9 @@ public abstract partial class StoreContractTests
         Assert.Equal(b.SystemPrefixEscaped, a.SystemPrefixEscaped);
         Assert.Equal(b.DefaultParams.Select(p => p.Member), a.DefaultParams.Select(p => p.Member));
         Assert.Equal(b.Backends.Select(x => (x.Url, x.Weight)), a.Backends.Select(x => (x.Url, x.Weight)));
+        Assert.IsType<LeastOutstanding>(b.Balancer);
+        Assert.IsType<LeastOutstanding>(a.Balancer); // stored as transforms.lb
+        Assert.Equal("p2c", System.Text.Json.JsonDocument.Parse(reseeded.Transforms).RootElement.GetProperty("lb").GetString());
         var hash = ApiKey.Hash(System.Text.Encoding.ASCII.GetBytes(DemoKey));
         Assert.True(fromStore.FindKey(hash)!.Allows("qwen"));
         Assert.Equal(fromConfig.FindKey(hash)!.RpmLimit, fromStore.FindKey(hash)!.RpmLimit);

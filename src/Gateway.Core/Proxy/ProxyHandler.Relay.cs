@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Net;
+using Gateway.Http;
+using Gateway.Json;
+using Gateway.Limits;
+using Gateway.Streaming;
+using Microsoft.Net.Http.Headers;
+
+namespace Gateway.Proxy;
+
+// Step 10 of the request path: relaying a response (JSON or SSE) that came back from the backend.
+public sealed partial class ProxyHandler
+{
+    private static bool IsEventStream(HttpResponseMessage response) =>
+        response.Content.Headers.NonValidated.TryGetValues(HeaderNames.ContentType, out var values) &&
+        values.ToString().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase); // NonValidated: no header parsing
+
+    private async Task RelayJsonAsync(
+        Exchange exchange, ProxyRequest request, Target target, HttpResponseMessage response, CancellationTokenSource cts, RateRequest rate)
+    {
+        var (model, _, backendMetrics) = target;
+        var idle = upstream.Options.StreamIdleTimeout;
+        var record = request.Record;
+        var raw = request.Response;
+        var max = upstream.Options.MaxResponseBytes;
+        long reading = Stopwatch.GetTimestamp();
+        try
+        {
+            var declared = response.Content.Headers.ContentLength;
+            if (declared > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
+            raw.Ensure((int)(declared ?? 4096));
+            await using var stream = await response.Content.ReadAsStreamAsync(cts.Token);
+            while (true)
+            {
+                cts.CancelAfter(idle); // a handful of reads per response: the timer change is cheap here
+                int n = await stream.ReadAsync(raw.GetMemory(16 * 1024), cts.Token);
+                if (n == 0) break;
+                raw.Advance(n);
+                if (raw.Length > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
+            }
+        }
+        catch (OperationCanceledException) when (exchange.RequestAborted.IsCancellationRequested) { return; }
+        catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException && cts.IsCancellationRequested)
+        {
+            TimedOut(target); // the body stopped arriving; nothing reached the client yet
+            await ReplyErrorAsync(exchange, record, OpenAiError.BackendTimeout("The model server stopped sending its response."));
+            return;
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
+        {
+            backendMetrics.BrokenStream.Inc();
+            await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server closed the connection before the response was complete."));
+            return;
+        }
+        finally
+        {
+            record.UpstreamTicks += Stopwatch.GetTimestamp() - reading; // waiting for the body is upstream time too
+        }
+
+        var output = request.Body; // the client body is spliced already; reuse its buffer
+        output.Clear();
+        var json = raw.WrittenSpan;
+        if (ResponseScanner.TryScan(json, out var scan))
+        {
+            ResponseRewriter.Write(json, scan, model.AliasJson, stripUsage: false, output);
+            if (scan.HasUsage) { record.HasUsage = true; record.PromptTokens = scan.PromptTokens; record.CompletionTokens = scan.CompletionTokens; }
+            // Step 11: charge the tokens (TPM).
+            if (rate.KeyId is not null && scan.HasUsage) limiter.ChargeTokens(rate, scan.PromptTokens + scan.CompletionTokens);
+        }
+        else output.Write(json);
+
+        var contentType = response.Content.Headers.ContentType?.MediaType == "application/json"
+            ? "application/json" : response.Content.Headers.ContentType?.ToString() ?? "application/json";
+        SetOverheadHeader(exchange, record, record.Overhead(Stopwatch.GetTimestamp()));
+        await exchange.WriteBodyAsync((int)response.StatusCode, contentType, output.WrittenMemory);
+    }
+
+    private async Task RelayStreamAsync(
+        Exchange exchange, ProxyRequest request, Target target, HttpResponseMessage response, CancellationTokenSource upstreamCts,
+        TimeSpan firstByteLeft, RateRequest rate)
+    {
+        var (model, _, backendMetrics) = target;
+        var record = request.Record;
+        exchange.Response.StatusCode = 200;
+        var headers = exchange.ResponseHeaders;
+        headers.ContentType = "text/event-stream; charset=utf-8";
+        headers.CacheControl = "no-cache";
+        headers[GatewayHeaders.AccelBuffering] = "no";
+
+        // Step 11 runs inside the relay for streams: every chunk's cumulative usage charges its delta, so a long stream counts
+        // against TPM while it runs and a client that leaves has paid for what it got.
+        using var state = new StreamState(model.AliasJson, request.Scan.ClientIncludeUsage, request.Scan.ClientContinuousUsage,
+            rate.KeyId is null ? null : limiter, rate);
+        Stream stream;
+        try { stream = await response.Content.ReadAsStreamAsync(upstreamCts.Token); }
+        catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
+        {
+            backendMetrics.BrokenStream.Inc();
+            await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server closed the connection before the response started."));
+            return;
+        }
+        try
+        {
+            await using (stream)
+            {
+                // Overhead of a stream: everything up to the first byte, minus the wait for the upstream's headers.
+                record.OverheadTicks = record.Overhead(Stopwatch.GetTimestamp());
+                SetOverheadHeader(exchange, record, record.OverheadTicks);
+                await exchange.ResponseBody.StartAsync();
+                // Memory per open stream is what bounds how many one instance holds: the request is sent (no retry once the
+                // stream started), so its two buffers go back to the pool now; and the reader waits with a zero-byte read, so a
+                // stream between tokens holds no read buffer of ours either.
+                if (response.RequestMessage?.Content is BufferContent sent) sent.Forget();
+                request.Body.Release();
+                request.Upstream.Release();
+                var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
+                // The client has its 200 now, so any timeout from here on is an error event, never a 504.
+                var watchdog = request.Watchdog;
+                watchdog.Start(upstreamCts, firstByteLeft, upstream.Options.StreamIdleTimeout, drainExpired);
+                RelayOutcome outcome;
+                try { outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted, watchdog); }
+                finally { watchdog.Stop(); }
+                // Client gone: the upstream socket closing is what stops the generation, by the relay's cancelled read or, when a
+                // flush found the client gone, by disposing the unread response below (MaxResponseDrainSize = 0: no drain).
+                // Cancelling upstreamCts would not: over HTTP/1.1 it reaches SendAsync only, up to the response headers.
+                if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
+                else if (outcome == RelayOutcome.UpstreamTimedOut) TimedOut(target);
+                // Timed out or shutting down: the watchdog cancelled the read, and disposing the response closes the connection,
+                // which is how vLLM learns to stop generating.
+                await reader.CompleteAsync();
+            }
+        }
+        finally
+        {
+            record.HasUsage = state.PromptTokens != 0 || state.CompletionTokens != 0;
+            record.PromptTokens = state.PromptTokens;
+            record.CompletionTokens = state.CompletionTokens;
+            record.FirstContent = state.FirstContentTimestamp;
+            record.LastContent = state.LastContentTimestamp;
+            record.ContentChunks = state.ContentChunks;
+        }
+    }
+}
