@@ -24,8 +24,10 @@ internal static class ModelSettings
 
     public static string? Transforms(JsonFields body) => Check(body, "transforms", static (name, value, param) =>
     {
-        if (name != "system_prompt_prefix") throw AdminErrors.Validation(param, $"unknown key {param} (supported: system_prompt_prefix)");
+        if (name is not ("system_prompt_prefix" or "lb")) throw AdminErrors.Validation(param, $"unknown key {param} (supported: system_prompt_prefix, lb)");
         if (value.ValueKind != JsonValueKind.String) throw AdminErrors.Validation(param, $"{param} must be a string");
+        // The model's balancer: smooth weighted round robin (default) or weighted power-of-two-choices on in-flight requests.
+        if (name == "lb" && value.GetString() is not ("wrr" or "p2c")) throw AdminErrors.Validation(param, $"{param} must be \"wrr\" or \"p2c\"");
     });
 
     /// <summary><c>{"rpm": n, "tpm": n}</c>, whole numbers ≥ 0 (0 = no limit), applied per key as a second scope.</summary>

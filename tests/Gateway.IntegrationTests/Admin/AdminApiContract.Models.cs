@@ -176,4 +176,16 @@ public abstract partial class AdminApiContract
         Assert.Equal("dev-key", Expect(200, await Get($"/admin/v1/keys/{keyId}")).GetProperty("name").GetString());
         Assert.Equal(200, (await Chat(key)).Status);
     }
+
+    [Fact]
+    public async Task The_balancer_is_chosen_through_transforms_lb()
+    {
+        var created = await CreateModel(extra: ""","transforms":{"lb":"p2c"}""");
+        Assert.Equal("p2c", created.GetProperty("transforms").GetProperty("lb").GetString());
+        Assert.IsType<Gateway.Routing.LeastOutstanding>(Gateway.Snapshots.Current!.FindModel("llama-3")!.Balancer);
+
+        var id = created.GetProperty("id").GetString()!;
+        Expect(200, await Put($"/admin/v1/models/{id}", """{"transforms":{"lb":"wrr"}}"""));
+        Assert.IsType<Gateway.Routing.SmoothWeightedRoundRobin>(Gateway.Snapshots.Current!.FindModel("llama-3")!.Balancer);
+    }
 }

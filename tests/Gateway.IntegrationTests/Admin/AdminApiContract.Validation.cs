@@ -35,6 +35,8 @@ public abstract partial class AdminApiContract
         { """{"name":"m","model_id":"x","transforms":[]}""", 400, "validation_error", "transforms" },
         { """{"name":"m","model_id":"x","transforms":{"system_prompt_prefix":1}}""", 400, "validation_error", "transforms.system_prompt_prefix" },
         { """{"name":"m","model_id":"x","transforms":{"rewrite":true}}""", 400, "validation_error", "transforms.rewrite" },
+        { """{"name":"m","model_id":"x","transforms":{"lb":"random"}}""", 400, "validation_error", "transforms.lb" },
+        { """{"name":"m","model_id":"x","transforms":{"lb":2}}""", 400, "validation_error", "transforms.lb" },
         { """{"name":"m","model_id":"x","rate_limits":5}""", 400, "validation_error", "rate_limits" },
         { """{"name":"m","model_id":"x","rate_limits":{"rpm":-1}}""", 400, "validation_error", "rate_limits.rpm" },
         { """{"name":"m","model_id":"x","rate_limits":{"tpm":1.5}}""", 400, "validation_error", "rate_limits.tpm" },
