@@ -15,3 +15,14 @@ public sealed class RedisCollection : ICollectionFixture<RedisFixture>
 {
     public const string Name = "redis";
 }
+
+/// <summary>
+/// Tests that load the machine (spawned gateway processes, hundreds of requests) run in <c>[Collection("heavy")]</c>: after the
+/// parallel collections and alone, so they neither starve timing-sensitive tests (Redis limiter timeouts, health probes) nor get
+/// starved by them on 2 shared cores.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class HeavyCollection
+{
+    public const string Name = "heavy";
+}

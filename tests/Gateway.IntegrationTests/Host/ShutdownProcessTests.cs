@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Gateway.IntegrationTests.Storage;
+using Gateway.IntegrationTests.Fixtures;
 using Gateway.Simulation;
 using Gateway.Testing;
 
@@ -13,6 +14,7 @@ namespace Gateway.IntegrationTests.Host;
 /// SIGTERM to a real <c>gateway serve</c> process (the built gateway.dll) with 20 streams open: streams that fit in
 /// server.shutdown_timeout end with [DONE]; streams that do not end with a shutting_down error event, none cut silently; exit 0.
 /// </summary>
+[Collection(HeavyCollection.Name)]
 public sealed class ShutdownProcessTests : IDisposable
 {
     private const int Streams = 20;

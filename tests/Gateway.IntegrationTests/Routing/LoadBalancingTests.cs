@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Gateway.Config;
 using Gateway.Http;
+using Gateway.IntegrationTests.Fixtures;
 using Gateway.Simulation;
 using Gateway.Testing;
 using Xunit.Abstractions;
@@ -9,6 +10,7 @@ using Xunit.Abstractions;
 namespace Gateway.IntegrationTests.Routing;
 
 /// <summary><c>lb = "p2c"</c>: requests in flight steer traffic away from a slow backend; the counts return to zero whatever happened.</summary>
+[Collection(HeavyCollection.Name)]
 public sealed class LoadBalancingTests(ITestOutputHelper output)
 {
     private static async Task<(GatewayHost, HttpClient)> Gateway(BalancerKind lb, params VllmSimulator[] sims)
