@@ -23,9 +23,7 @@ public sealed class InProcessRateLimiter(TimeSpan window) : IRateLimiter
 
     internal RateDecision Check(in RateRequest request, long now, bool peek = false)
     {
-        var key = State(new ScopeKey(request.KeyId, null), request.KeyLimits);
-        var model = request.Model is not null && !request.ModelLimits.IsUnlimited
-            ? State(new ScopeKey(request.KeyId, request.Model), request.ModelLimits) : null;
+        var (key, model) = Scopes(request);
 
         lock (key.Lock)
         {
@@ -39,10 +37,9 @@ public sealed class InProcessRateLimiter(TimeSpan window) : IRateLimiter
     internal void ChargeTokens(in RateRequest request, long tokens, long now)
     {
         if (tokens <= 0) return;
-        var key = State(new ScopeKey(request.KeyId, null), request.KeyLimits);
+        var (key, model) = Scopes(request);
         lock (key.Lock) key.Tokens.Add(now, _windowTicks, tokens);
-        if (request.Model is null || request.ModelLimits.IsUnlimited) return;
-        var model = State(new ScopeKey(request.KeyId, request.Model), request.ModelLimits);
+        if (model is null) return;
         lock (model.Lock) model.Tokens.Add(now, _windowTicks, tokens);
     }
 
@@ -102,6 +99,21 @@ public sealed class InProcessRateLimiter(TimeSpan window) : IRateLimiter
     }
 
     private static TimeSpan Ticks(long ticks) => ticks <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds((double)ticks / Stopwatch.Frequency);
+
+    /// <summary>The request's scopes: from its key's slot when this limiter filled it for the same model, else from the dictionary.</summary>
+    private (ScopeState Key, ScopeState? Model) Scopes(in RateRequest request)
+    {
+        bool modelScoped = request.Model is not null && !request.ModelLimits.IsUnlimited;
+        if (request.Slot?.Value is CachedScopes c && ReferenceEquals(c.Owner, this) && (string?)c.Model == (modelScoped ? request.Model : null))
+            return (c.Key, c.ModelState);
+        var key = State(new ScopeKey(request.KeyId, null), request.KeyLimits);
+        var model = modelScoped ? State(new ScopeKey(request.KeyId, request.Model), request.ModelLimits) : null;
+        // The states themselves live in the dictionary for good; the slot only remembers where (last model used by this key).
+        if (request.Slot is { } slot) Volatile.Write(ref slot.Value, new CachedScopes(this, key, modelScoped ? request.Model : null, model));
+        return (key, model);
+    }
+
+    private sealed record CachedScopes(InProcessRateLimiter Owner, ScopeState Key, string? Model, ScopeState? ModelState);
 
     private ScopeState State(ScopeKey scope, RateLimits limits) =>
         _scopes.TryGetValue(scope, out var state) ? state : _scopes.GetOrAdd(scope, static (_, l) => new ScopeState(l.RequestsPerWindow), limits);

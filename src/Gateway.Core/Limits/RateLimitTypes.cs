@@ -7,7 +7,20 @@ public readonly record struct RateLimits(long RequestsPerWindow, long TokensPerW
 }
 
 /// <summary>What one request is checked against: the key's limits, and the model's limits as a second scope (per key).</summary>
-public readonly record struct RateRequest(string KeyId, RateLimits KeyLimits, string? Model, RateLimits ModelLimits);
+public readonly record struct RateRequest(string KeyId, RateLimits KeyLimits, string? Model, RateLimits ModelLimits)
+{
+    /// <summary>Where a limiter may keep its state for this key between requests (the key's snapshot entry owns one); null = none.</summary>
+    public LimiterSlot? Slot { get; init; }
+}
+
+/// <summary>
+/// A per-key cache for a limiter's state, so a check finds its windows without hashing the key id (a 36-character UUID) into a
+/// dictionary on every request and every streamed charge. Opaque to everything but the limiter that fills it.
+/// </summary>
+public sealed class LimiterSlot
+{
+    internal object? Value;
+}
 
 public enum LimitViolation : byte { None, KeyRequests, KeyTokens, ModelRequests, ModelTokens }
 

@@ -75,7 +75,7 @@ public sealed partial class ProxyHandler(
             if (resolveError is { } re) { await ReplyErrorAsync(exchange, record, re, key!); return; }
 
             // Step 6: rate limits, one call: RPM check-and-add plus TPM pre-check, for the key and the key × model scope.
-            var rate = new RateRequest(key!.Id, key.Limits, model!.Alias, model.Limits);
+            var rate = new RateRequest(key!.Id, key.Limits, model!.Alias, model.Limits) { Slot = key.LimiterSlot };
             if (!key.Limits.IsUnlimited || !model.Limits.IsUnlimited)
             {
                 var decision = await limiter.CheckAsync(rate, exchange.RequestAborted);
@@ -143,7 +143,7 @@ public sealed partial class ProxyHandler(
     public async ValueTask ApplyRateLimitHeadersAsync(Exchange exchange, KeyEntry key)
     {
         if (key.Limits.IsUnlimited) return;
-        var decision = await limiter.PeekAsync(new RateRequest(key.Id, key.Limits, null, default), exchange.RequestAborted);
+        var decision = await limiter.PeekAsync(new RateRequest(key.Id, key.Limits, null, default) { Slot = key.LimiterSlot }, exchange.RequestAborted);
         RateLimitHeaders.Apply(exchange.ResponseHeaders, decision);
     }
 

@@ -161,6 +161,9 @@ public sealed class KeyEntry
     /// <summary>The key's limits with the configured defaults applied (a key's null or 0 means "the default").</summary>
     public Limits.RateLimits Limits { get; init; }
 
+    /// <summary>The in-process limiter's cached windows for this key (see <see cref="Limits.LimiterSlot"/>).</summary>
+    public Limits.LimiterSlot LimiterSlot { get; } = new();
+
     /// <summary>The key's resolved rate-limit metric children (Observability.KeyMetrics).</summary>
     internal object? MetricsSlot { get; set; }
 

@@ -142,4 +142,30 @@ public sealed class InProcessRateLimiterTests
         Assert.False(Check(Key(3, 0)).Allowed);
         Assert.False(Check(Key(1, 0)).Allowed);  // lowered below what is in the window
     }
+
+    [Fact]
+    public void A_keys_slot_finds_the_same_windows_as_the_dictionary_whatever_model_or_limiter()
+    {
+        var slot = new LimiterSlot();
+        var perModel = new RateLimits(2, 0);
+        RateRequest With(string? model, bool useSlot) =>
+            new("k1", new RateLimits(7, 0), model, model is null ? default : perModel) { Slot = useSlot ? slot : null };
+
+        // Slot and no slot share the key's window: 7 in all, whichever way they come.
+        Assert.True(Check(With(null, true)).Allowed);
+        Assert.True(Check(With(null, false)).Allowed);
+        // Alternating models through one slot: each model's own scope still holds 2.
+        Assert.True(Check(With("a", true)).Allowed);
+        Assert.True(Check(With("b", true)).Allowed);
+        Assert.True(Check(With("a", false)).Allowed);
+        Assert.Equal(LimitViolation.ModelRequests, Check(With("a", true)).Violation);
+        Assert.True(Check(With("b", true)).Allowed); // the key's sixth (a refusal costs nothing)
+        Assert.True(Check(With(null, true)).Allowed);
+        Assert.Equal(LimitViolation.KeyRequests, Check(With(null, false)).Violation);
+
+        // A slot filled by another limiter is not trusted: a fresh limiter starts from an empty window.
+        var other = new InProcessRateLimiter(TimeSpan.FromSeconds(60));
+        Assert.Equal(6, other.Check(With(null, true), _now).RequestsRemaining);
+        Assert.Equal(5, other.Check(With(null, false), _now).RequestsRemaining);
+    }
 }
