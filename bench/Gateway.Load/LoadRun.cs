@@ -107,13 +107,14 @@ internal static class LoadRun
 
                 // A dead simulator or gateway makes every further figure meaningless: say which one and why, and stop.
                 if (stack?.ExitedChild() is { } exited) { stopReason = exited; Console.Error.WriteLine(exited); break; }
+                // Cut short by the overall cap or the user: the requests cut off count as errors, but they say nothing of the target.
+                if (ct.IsCancellationRequested) { stopReason = StopReasonFor(cancellationToken, o); break; }
                 if (o.Profile is "sweep" or "streams" && Knee.TooManyErrors(step)) { stopReason = $"errors above {Knee.MaxErrorRate:P0} at {Fmt(step.Load)}"; break; }
                 if (o.Profile == "sweep" && !double.IsNaN(step.OverheadP99) && step.OverheadP99 >= o.SloMs)
                 {
                     stopReason = string.Create(CultureInfo.InvariantCulture, $"p99 added overhead {step.OverheadP99:F2} ms ≥ SLO {o.SloMs} ms at {Fmt(step.Load)}");
                     break;
                 }
-                if (ct.IsCancellationRequested) { stopReason = StopReasonFor(cancellationToken, o); break; }
             }
 
             return new RunReport

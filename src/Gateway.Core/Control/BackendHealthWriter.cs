@@ -31,8 +31,10 @@ public sealed class BackendHealthWriter : IAsyncDisposable
         _coalesce = coalesce ?? TimeSpan.FromSeconds(1);
     }
 
+    private long _writes;
+
     /// <summary>Batches written so far.</summary>
-    public long Writes { get; private set; }
+    public long Writes => Interlocked.Read(ref _writes);
 
     public void Start() => _loop ??= RunAsync();
 
@@ -77,7 +79,7 @@ public sealed class BackendHealthWriter : IAsyncDisposable
         try
         {
             await _store.RecordBackendHealthAsync(reports, _stop.Token).ConfigureAwait(false);
-            Writes++;
+            Interlocked.Increment(ref _writes);
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested) { }
         catch (Exception e)
