@@ -61,7 +61,9 @@ public sealed class UpstreamWatchdogTests
     [Fact]
     public async Task Gaps_under_the_idle_limit_never_fire()
     {
-        var (outcome, events, _) = await Run(TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(400), async (pipe, _) =>
+        // 100 ms gaps against a 1.5 s limit: a loaded CI machine stretched a 100 ms delay past a 400 ms limit once. The watchdog
+        // ticks every limit/8 (~190 ms here), so the stream's 600 ms still spans several ticks that must each see a recent read.
+        var (outcome, events, _) = await Run(TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(1500), async (pipe, _) =>
         {
             foreach (var line in VllmStream.Chat(4).Split("\n\n", StringSplitOptions.RemoveEmptyEntries))
             {
