@@ -10,7 +10,8 @@ public sealed class HealthCheckerTests
 {
     private static readonly HealthCheckOptions Fast = new()
     {
-        Interval = TimeSpan.FromMilliseconds(100), Timeout = TimeSpan.FromMilliseconds(1500), HealthyThreshold = 2, UnhealthyThreshold = 1,
+        // A 3 s probe timeout: with 1.5 s the healthy case failed once on a heavily loaded machine (a fresh simulator's first requests).
+        Interval = TimeSpan.FromMilliseconds(100), Timeout = TimeSpan.FromSeconds(3), HealthyThreshold = 2, UnhealthyThreshold = 1,
     };
 
     private static (HealthChecker, BackendHealthRegistry) Checker(params string[] urls)
@@ -50,7 +51,7 @@ public sealed class HealthCheckerTests
             HealthFails = fault == "health-fails",
             NotReady = fault == "not-ready",
             Models = fault == "other-model" ? ["some/other-model"] : [GatewayFixture.ModelId],
-            HealthDelayMs = fault == "slow-health" ? 4000 : 0,
+            HealthDelayMs = fault == "slow-health" ? 6000 : 0,
         });
         var (checker, registry) = Checker(sim.BaseUrl);
         await using var _ = checker;
