@@ -10,21 +10,22 @@ public static class Authenticator
 {
     /// <summary>
     /// Step 3 with the scaled-out fallback: a well-formed key missing from the snapshot is looked up through <paramref name="resolver"/>
-    /// (bounded; see <see cref="UnknownKeyResolver"/>). Synchronous, with no allocation, whenever the snapshot answers.
+    /// (bounded; see <see cref="UnknownKeyResolver"/>). Returns the snapshot the request goes on with: the current one, or the one
+    /// reloaded to include the key found. Synchronous, with no allocation, whenever the snapshot answers.
     /// </summary>
-    public static ValueTask<(OpenAiError? Error, KeyEntry? Key)> AuthenticateAsync(StringValues authorization, Snapshot snapshot,
-        UnknownKeyResolver? resolver)
+    public static ValueTask<(OpenAiError? Error, KeyEntry? Key, Snapshot Snapshot)> AuthenticateAsync(StringValues authorization,
+        SnapshotHolder snapshots, UnknownKeyResolver? resolver)
     {
-        var now = DateTimeOffset.UtcNow;
-        var error = Authenticate(authorization, snapshot, now, out var key, out var unknown);
-        if (unknown is { } hash && resolver is not null) return ResolveAsync(resolver, hash);
-        return new((error, key));
+        var snapshot = snapshots.Current!;
+        var error = Authenticate(authorization, snapshot, DateTimeOffset.UtcNow, out var key, out var unknown);
+        if (unknown is { } hash && resolver is not null) return ResolveAsync(resolver, hash, snapshots);
+        return new((error, key, snapshot));
     }
 
-    private static async ValueTask<(OpenAiError?, KeyEntry?)> ResolveAsync(UnknownKeyResolver resolver, KeyHash hash)
+    private static async ValueTask<(OpenAiError?, KeyEntry?, Snapshot)> ResolveAsync(UnknownKeyResolver resolver, KeyHash hash, SnapshotHolder snapshots)
     {
         var error = Admit(await resolver.ResolveAsync(hash).ConfigureAwait(false), DateTimeOffset.UtcNow, out var key);
-        return (error, key);
+        return (error, key, snapshots.Current!); // a key found in the store came with a reload: this snapshot has it
     }
 
     public static OpenAiError? Authenticate(StringValues authorization, Snapshot snapshot, DateTimeOffset now, out KeyEntry? key) =>

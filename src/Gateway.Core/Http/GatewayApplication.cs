@@ -102,14 +102,12 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
     private async Task ListModelsAsync(Exchange exchange)
     {
         exchange.ResponseHeaders[GatewayHeaders.RequestId] = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
-        var snapshot = snapshots.Current!;
-        var (authError, key) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshot, keyResolver);
+        var (authError, key, snapshot) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshots, keyResolver);
         if (authError is { } error)
         {
             await exchange.WriteErrorAsync(error);
             return;
         }
-        if (keyResolver is not null && snapshot.FindKey(key!.Hash) is null) snapshot = snapshots.Current!;
         await proxy.ApplyRateLimitHeadersAsync(exchange, key!); // listing models is not a counted request; the key's windows are reported
         using var buffer = new PooledBuffer(1024);
         ModelList.Write(snapshot, key!, buffer);

@@ -4,6 +4,10 @@ namespace Gateway.Limits;
 public readonly record struct RateLimits(long RequestsPerWindow, long TokensPerWindow)
 {
     public bool IsUnlimited => RequestsPerWindow <= 0 && TokensPerWindow <= 0;
+
+    /// <summary>A key's limits: its own where set above 0, else the configured defaults (a key's null or 0 means "the default").</summary>
+    public static RateLimits ForKey(long? rpm, long? tpm, long defaultRpm, long defaultTpm) =>
+        new(rpm is > 0 ? rpm.Value : defaultRpm, tpm is > 0 ? tpm.Value : defaultTpm);
 }
 
 /// <summary>What one request is checked against: the key's limits, and the model's limits as a second scope (per key).</summary>

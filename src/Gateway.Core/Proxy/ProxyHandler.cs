@@ -50,10 +50,8 @@ public sealed partial class ProxyHandler(
             };
 
             // Step 3: auth, before reading a byte of the body.
-            var snapshot = snapshots.Current!;
-            var (authError, key) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshot, keyResolver);
+            var (authError, key, snapshot) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshots, keyResolver);
             if (authError is { } ae) { await ReplyErrorAsync(exchange, record, ae); return; }
-            if (keyResolver is not null && snapshot.FindKey(key!.Hash) is null) snapshot = snapshots.Current!; // found in the store: the reloaded snapshot has it
             record.KeyPrefix = key!.KeyPrefix;
 
             // Step 4: read the body into pooled memory (bounded) and scan it once.

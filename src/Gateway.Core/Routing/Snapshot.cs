@@ -183,7 +183,7 @@ public sealed class KeyEntry
             TpmLimit = config.TpmLimit,
             ExpiresAt = config.ExpiresAt,
             Active = config.Active,
-            Limits = new Limits.RateLimits(config.RpmLimit is > 0 ? config.RpmLimit.Value : defaultRpm, config.TpmLimit is > 0 ? config.TpmLimit.Value : defaultTpm),
+            Limits = Gateway.Limits.RateLimits.ForKey(config.RpmLimit, config.TpmLimit, defaultRpm, defaultTpm),
         };
     }
 }

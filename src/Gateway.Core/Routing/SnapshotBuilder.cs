@@ -76,7 +76,7 @@ public static class SnapshotBuilder
             TpmLimit = k.TpmLimit,
             ExpiresAt = k.ExpiresAt,
             Active = k.Active,
-            Limits = new Limits.RateLimits(k.RpmLimit is > 0 ? k.RpmLimit.Value : defaultRpm, k.TpmLimit is > 0 ? k.TpmLimit.Value : defaultTpm),
+            Limits = Limits.RateLimits.ForKey(k.RpmLimit, k.TpmLimit, defaultRpm, defaultTpm),
         };
     }
 
