@@ -30,6 +30,7 @@ internal sealed class LoadOptions
     public int TtftMs { get; set; }
     public int ItlMs { get; set; }
     public int Tokens { get; set; } = 16;
+    public double TokensSigma { get; set; }                         // simulator answer-length spread (0 = fixed length)
     public int SourceAddresses { get; set; }                        // 0 = profile default
     public int Simulators { get; set; }                             // 0 = profile default
     public string OutDir { get; set; } = "load-report";
@@ -50,7 +51,9 @@ internal sealed class LoadOptions
           --gateway URL --key K --model ALIAS [--gateway-pid PID]   an existing gateway (PID for CPU/RSS figures)
           --direct URL --direct-model ID                            the baseline, the upstream without the gateway
           --upstream simulator   start `gateway simulate` and `gateway serve` on free loopback ports (--gateway-binary, default
-                                 out/gateway; --ttft-ms, --itl-ms, --tokens set the simulator), stop them at the end
+                                 out/gateway; --ttft-ms, --itl-ms, --tokens set the simulator; --tokens-sigma S
+                                 makes lengths log-normal around --tokens, e.g. --ttft-ms 150 --itl-ms 20 --tokens 200
+                                 --tokens-sigma 0.9 for chat-like traffic), stop them at the end
           --upstream URL         a running vLLM/OpenAI server as direct target (--direct-model); without --gateway one is started
           --source-addresses N   spread client connections over 127.0.0.1..N (streams default: 1 per 2,000 streams, at least 2)
           --simulators K         with --upstream simulator: K simulators on 127.0.0.1..K behind the gateway (streams default: 1 per
@@ -100,6 +103,7 @@ internal sealed class LoadOptions
                 "--ttft-ms" => Int(value, 0, 600_000, v => o.TtftMs = v),
                 "--itl-ms" => Int(value, 0, 60_000, v => o.ItlMs = v),
                 "--tokens" => Int(value, 1, 10_000_000, v => o.Tokens = v),
+                "--tokens-sigma" => Num(value, 0, 3, v => o.TokensSigma = v),
                 "--source-addresses" => Int(value, 1, 60_000, v => o.SourceAddresses = v),
                 "--simulators" => Int(value, 1, 64, v => o.Simulators = v),
                 "--out" => Set(value.Length > 0, () => o.OutDir = value, "--out must not be empty"),

@@ -48,6 +48,7 @@ internal sealed class UpstreamStack : IAsyncDisposable
                     var sim = ChildProcess.Start($"simulator {host}", binary,
                     [
                         "simulate", "--host", host, "--port", Str(simPort), "--ttft-ms", Str(o.TtftMs), "--itl-ms", Str(itl), "--tokens", Str(tokens),
+                        "--tokens-sigma", o.TokensSigma.ToString(System.Globalization.CultureInfo.InvariantCulture),
                     ]);
                     stack._children.Add(sim);
                     var url = $"http://{host}:{simPort}";

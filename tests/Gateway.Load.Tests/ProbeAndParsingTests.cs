@@ -52,6 +52,8 @@ public sealed class ProbeAndParsingTests
         Assert.Null(LoadOptions.Parse(["--profile", "sweep", "--sweep-by", "rate", "--steps", "40,10,20", "--direct", "http://127.0.0.1:1", "--direct-model", "m"], out o));
         Assert.Equal([10, 20, 40], o.LoadLevels());
         Assert.Equal("rate", o.LoadKind);
+        Assert.Null(LoadOptions.Parse(["--upstream", "simulator", "--tokens", "200", "--tokens-sigma", "0.9"], out o));
+        Assert.Equal(0.9, o.TokensSigma);
     }
 
     [Theory]
@@ -61,6 +63,7 @@ public sealed class ProbeAndParsingTests
     [InlineData("--direct", "http://127.0.0.1:1")]           // no --direct-model
     [InlineData("--upstream", "ftp://x")]
     [InlineData("--steps", "1,-2")]
+    [InlineData("--tokens-sigma", "4")]
     public void Bad_arguments_are_rejected(string option, string value)
     {
         var error = LoadOptions.Parse([option, value], out _);

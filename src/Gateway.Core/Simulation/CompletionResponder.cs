@@ -34,7 +34,17 @@ internal static class CompletionResponder
     public static int CompletionTokens(SimRequest request, SimulatorOptions options)
     {
         var tokens = Math.Max(1, options.Tokens);
+        if (options.TokensSigma > 0) tokens = SampleLength(tokens, options.TokensSigma, Random.Shared);
         return request.MaxTokens is { } max ? Math.Min(max, tokens) : tokens;
+    }
+
+    /// <summary>A log-normal length with the given median and sigma, at least 1 and at most 16 × the median.</summary>
+    internal static int SampleLength(int median, double sigma, Random random)
+    {
+        // Box–Muller: one standard normal from two uniforms (1 − u keeps the logarithm's argument in (0, 1]).
+        var normal = Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+        var length = median * Math.Exp(sigma * normal);
+        return (int)Math.Clamp(Math.Round(length), 1, 16.0 * median);
     }
 
     /// <summary>"length" when the request's own limit cut the completion, else "stop" (the model ended by itself).</summary>

@@ -23,6 +23,12 @@ public sealed class SimulatorOptions
     /// <summary>Completion length when the request gives no max_tokens / max_completion_tokens (else the smaller of the two).</summary>
     public int Tokens { get; set; } = 16;
 
+    /// <summary>
+    /// &gt;0: answer lengths vary per request, log-normal with median <see cref="Tokens"/> and this sigma (0.8–1.0 resembles chat
+    /// traffic: most answers short, a long tail), capped at 16 × the median. 0 = every answer is exactly <see cref="Tokens"/> long.
+    /// </summary>
+    public double TokensSigma { get; set; }
+
     /// <summary>0..1: the fraction of /v1 POSTs answered 500 with a vLLM error body.</summary>
     public double FailRate { get; set; }
 

@@ -11,7 +11,7 @@ internal static class CommandLine
         Usage:
           gateway [serve] [FILE]          run the gateway (FILE defaults to ./gateway.toml if present; env overrides apply)
           gateway simulate [options]      run the built-in vLLM simulator
-              --host H --port N --model ID[,ID…] --ttft-ms N --itl-ms N --tokens N
+              --host H --port N --model ID[,ID…] --ttft-ms N --itl-ms N --tokens N --tokens-sigma S
               --fail-rate F --die-after N --health-delay-ms N --health-fail --not-ready
           gateway config check FILE       validate a configuration file and exit
           gateway healthcheck [URL]       GET URL (default http://127.0.0.1:$PORT/health); exit 0 on 200 (container HEALTHCHECK)

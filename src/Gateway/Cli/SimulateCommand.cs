@@ -8,7 +8,7 @@ namespace Gateway.Cli;
 internal static class SimulateCommand
 {
     private static readonly string[] ValueOptions =
-        ["--host", "--port", "--model", "--ttft-ms", "--itl-ms", "--tokens", "--fail-rate", "--die-after", "--health-delay-ms"];
+        ["--host", "--port", "--model", "--ttft-ms", "--itl-ms", "--tokens", "--tokens-sigma", "--fail-rate", "--die-after", "--health-delay-ms"];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -100,6 +100,11 @@ internal static class SimulateCommand
                 case "--tokens":
                     if (Int(value, 1, int.MaxValue) is not { } tokens) return $"--tokens must be a positive integer, got '{value}'";
                     options.Tokens = tokens;
+                    break;
+                case "--tokens-sigma":
+                    if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var sigma) || !(sigma is >= 0 and <= 3))
+                        return $"--tokens-sigma must be a number in 0..3, got '{value}'";
+                    options.TokensSigma = sigma;
                     break;
                 case "--fail-rate":
                     if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var rate) || !(rate is >= 0 and <= 1))

@@ -50,4 +50,41 @@ public sealed class GatewayLogTests
     [InlineData(500, LogLevel.Error)]
     [InlineData(504, LogLevel.Error)]
     public void Level_follows_the_status(int status, LogLevel level) => Assert.Equal(level, GatewayLog.LevelOf(status));
+
+    [Theory]
+    [InlineData("2026-11-25T19:54:57.0010000Z")]
+    [InlineData("0001-01-01T00:00:00.0000000Z")]
+    [InlineData("9999-12-31T23:59:59.9990000Z")]
+    [InlineData("2024-02-29T07:08:09.120Z")]
+    public void Timestamp_matches_the_framework_format(string iso)
+    {
+        var t = DateTime.Parse(iso, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AdjustToUniversal | System.Globalization.DateTimeStyles.AssumeUniversal);
+        Span<byte> ts = stackalloc byte[24];
+        LogFormat.FormatTimestamp(t, ts);
+        Assert.Equal(t.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture), System.Text.Encoding.ASCII.GetString(ts));
+    }
+
+    [Fact]
+    public async Task Request_lines_reach_the_sink_without_a_wake_up_and_dispose_writes_the_rest()
+    {
+        var sink = new MemoryStream();
+        var log = new GatewayLog("info", "json", sink);
+        var record = new RequestRecord();
+        record.Reset(Stopwatch.GetTimestamp());
+        record.Status = 200;
+        log.Request(record, Stopwatch.GetTimestamp());
+        // The writer wakes by itself every FlushInterval: the single line shows up without anything else happening.
+        var clock = Stopwatch.StartNew();
+        while (Lines(sink) < 1 && clock.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(10);
+        Assert.Equal(1, Lines(sink));
+        for (int i = 0; i < 1000; i++) log.Request(record, Stopwatch.GetTimestamp());
+        await log.DisposeAsync();
+        Assert.Equal(1001, Lines(sink));
+        var last = System.Text.Encoding.UTF8.GetString(sink.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1];
+        using var doc = System.Text.Json.JsonDocument.Parse(last);
+        Assert.Equal("request", doc.RootElement.GetProperty("msg").GetString());
+        Assert.Matches(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$", doc.RootElement.GetProperty("ts").GetString());
+
+        static int Lines(MemoryStream s) => s.ToArray().Count(b => b == (byte)'\n');
+    }
 }

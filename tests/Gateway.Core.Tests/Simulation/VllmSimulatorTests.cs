@@ -231,6 +231,40 @@ public sealed class VllmSimulatorTests : IAsyncLifetime
     }
 
     [Fact]
+    public void TokensSigma_SamplesLogNormalLengthsAroundTheMedian()
+    {
+        var random = new Random(42);
+        var lengths = Enumerable.Range(0, 20_000).Select(_ => CompletionResponder.SampleLength(200, 0.9, random)).Order().ToArray();
+        double Quantile(double q) => lengths[(int)(q * (lengths.Length - 1))];
+        // Median ≈ 200; for sigma 0.9 the 90th percentile is 200·e^(0.9·1.2816) ≈ 634 and the 10th ≈ 63.
+        Assert.InRange(Quantile(0.5), 190, 210);
+        Assert.InRange(Quantile(0.9), 580, 690);
+        Assert.InRange(Quantile(0.1), 57, 70);
+        Assert.True(lengths[0] >= 1 && lengths[^1] <= 3200, $"{lengths[0]}..{lengths[^1]}");
+        Assert.Equal(200, CompletionResponder.SampleLength(200, 0, random));
+    }
+
+    [Fact]
+    public async Task TokensSigma_VariesAnswerLengths_AndMaxTokensStillCaps()
+    {
+        _sim.Options.Tokens = 50;
+        _sim.Options.TokensSigma = 1.0;
+        var seen = new HashSet<int>();
+        for (int i = 0; i < 20; i++)
+        {
+            using var doc = await PostJsonAsync("/v1/chat/completions", ChatBody, HttpStatusCode.OK);
+            var usage = doc.RootElement.GetProperty("usage");
+            seen.Add(usage.GetProperty("completion_tokens").GetInt32());
+        }
+        Assert.True(seen.Count > 5, $"lengths seen: {string.Join(",", seen)}");
+        for (int i = 0; i < 10; i++)
+        {
+            using var doc = await PostJsonAsync("/v1/chat/completions", ChatBody[..^1] + ""","max_tokens":3}""", HttpStatusCode.OK);
+            Assert.InRange(doc.RootElement.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), 1, 3);
+        }
+    }
+
+    [Fact]
     public async Task DieAfterEvents_BreaksTheStreamWithoutDone()
     {
         _sim.Options.DieAfterEvents = 2;
