@@ -30,6 +30,7 @@ internal sealed class LoadOptions
     public int TtftMs { get; set; }
     public int ItlMs { get; set; }
     public int Tokens { get; set; } = 16;
+    public string? UpstreamClient { get; set; }                    // the started gateway's [proxy] upstream_client (null = its default)
     public double TokensSigma { get; set; }                         // simulator answer-length spread (0 = fixed length)
     public int SourceAddresses { get; set; }                        // 0 = profile default
     public int Simulators { get; set; }                             // 0 = profile default
@@ -54,6 +55,7 @@ internal sealed class LoadOptions
                                  out/gateway; --ttft-ms, --itl-ms, --tokens set the simulator; --tokens-sigma S
                                  makes lengths log-normal around --tokens, e.g. --ttft-ms 150 --itl-ms 20 --tokens 200
                                  --tokens-sigma 0.9 for chat-like traffic), stop them at the end
+          --upstream-client sockets|http1   the started gateway's [proxy] upstream_client (default: the gateway's default)
           --upstream URL         a running vLLM/OpenAI server as direct target (--direct-model); without --gateway one is started
           --source-addresses N   spread client connections over 127.0.0.1..N (streams default: 1 per 2,000 streams, at least 2)
           --simulators K         with --upstream simulator: K simulators on 127.0.0.1..K behind the gateway (streams default: 1 per
@@ -103,6 +105,7 @@ internal sealed class LoadOptions
                 "--ttft-ms" => Int(value, 0, 600_000, v => o.TtftMs = v),
                 "--itl-ms" => Int(value, 0, 60_000, v => o.ItlMs = v),
                 "--tokens" => Int(value, 1, 10_000_000, v => o.Tokens = v),
+                "--upstream-client" => Set(value is "sockets" or "http1", () => o.UpstreamClient = value, "--upstream-client must be sockets or http1"),
                 "--tokens-sigma" => Num(value, 0, 3, v => o.TokensSigma = v),
                 "--source-addresses" => Int(value, 1, 60_000, v => o.SourceAddresses = v),
                 "--simulators" => Int(value, 1, 64, v => o.Simulators = v),

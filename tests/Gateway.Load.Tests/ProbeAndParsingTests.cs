@@ -64,6 +64,7 @@ public sealed class ProbeAndParsingTests
     [InlineData("--upstream", "ftp://x")]
     [InlineData("--steps", "1,-2")]
     [InlineData("--tokens-sigma", "4")]
+    [InlineData("--upstream-client", "curl")]
     public void Bad_arguments_are_rejected(string option, string value)
     {
         var error = LoadOptions.Parse([option, value], out _);
@@ -80,5 +81,8 @@ public sealed class ProbeAndParsingTests
         Assert.Contains("host = \"127.0.0.1\"", toml);
         Assert.Contains("url = \"http://127.0.0.2:18001\"", toml);
         Assert.Equal(2, toml.Split("[[models.backends]]").Length - 1);
+        Assert.DoesNotContain("[proxy]", toml);
+        var http1 = UpstreamStack.Toml(18080, ["http://127.0.0.1:18000"], "m", "ml-abc", "/tmp/x", "http1");
+        Assert.Contains("[proxy]\nupstream_client = \"http1\"\n[[models]]", http1);
     }
 }
