@@ -23,6 +23,8 @@ internal sealed partial class Http1Connection
     public async ValueTask<int> ReadBodyAsync(Memory<byte> destination, CancellationToken cancellationToken)
     {
         if (_bodyDone) return 0;
+        // Closed by a cancellation (or a failure) while bytes were still buffered: the exchange is over, whatever is left.
+        if (IsClosed) throw Failure(null, UpstreamFailure.BodyIncomplete, "The upstream connection was closed mid-body.", cancellationToken);
         // The request's own token already closes the socket; another token (the relay passes the client's) goes to the receive.
         var token = cancellationToken == _requestToken ? default : cancellationToken;
         if (destination.IsEmpty)
