@@ -149,8 +149,10 @@ public sealed class Http1ClientEdgeTests : IDisposable
         Assert.Equal(2, _server.Accepted);
     }
 
-    [Fact]
-    public async Task A_pooled_connection_the_server_closed_while_idle_is_not_used()
+    [Theory]
+    [InlineData(100, 0)]  // reused at once: not polled, the send meets the close and the request is retried on a new connection
+    [InlineData(1200, 1)] // idle over a second: polled, found closed, never written to
+    public async Task A_pooled_connection_the_server_closed_while_idle_is_not_used(int idleMs, int foundDeadByPoll)
     {
         var closed = new TaskCompletionSource();
         var server = Task.Run(async () =>
@@ -169,11 +171,12 @@ public sealed class Http1ClientEdgeTests : IDisposable
         });
         using (var response = await Send()) await ReadToEndAsync(response);
         await closed.Task;
-        await Task.Delay(100); // let the FIN arrive
+        await Task.Delay(idleMs); // let the FIN arrive
         using (var response = await Send()) Assert.Equal("{\"ok\":true}", await ReadToEndAsync(response));
         Assert.Contains("X-Request-ID: req-1", await server);
         Assert.Equal(2, _server.Accepted);
         Assert.Equal(2, _client.ConnectionsOpened(_route));
+        Assert.Equal(foundDeadByPoll, _route.Pool.FoundDeadBeforeUse);
     }
 
     [Fact]

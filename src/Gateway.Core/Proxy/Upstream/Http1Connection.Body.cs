@@ -30,7 +30,14 @@ internal sealed partial class Http1Connection
         if (destination.IsEmpty)
         {
             if (_start < _end) return 0;
-            try { await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, token).ConfigureAwait(false); }
+            try
+            {
+                // Without inline socket completions .NET often completes a zero-byte receive on a stale readiness event (measured:
+                // ~90% of the time when the previous receive finished synchronously), and the caller would then rent its buffer and
+                // wait with it. So wait again until poll(2) confirms data or the end of the connection: one syscall per wake-up.
+                do await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, token).ConfigureAwait(false);
+                while (!_socket.Poll(0, SelectMode.SelectRead));
+            }
             catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
             {
                 throw Failure(e, UpstreamFailure.BodyIncomplete, "The upstream connection was reset mid-body.", cancellationToken);

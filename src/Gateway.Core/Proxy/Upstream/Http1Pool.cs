@@ -11,6 +11,9 @@ namespace Gateway.Proxy.Upstream;
 /// </summary>
 internal sealed class Http1Pool : IDisposable
 {
+    /// <summary>Idle time after which a connection is polled for a server-side close before reuse.</summary>
+    private const long PollAfterIdleMs = 1000;
+
     private readonly Lock _lock = new();
     private readonly Http1ClientOptions _options;
     private readonly long _idleMs;
@@ -21,6 +24,7 @@ internal sealed class Http1Pool : IDisposable
     private bool _disposed;
     private long _opened;
     private long _open;
+    private long _foundDead;
 
     public Http1Pool(string host, int port, Http1ClientOptions options)
     {
@@ -45,6 +49,9 @@ internal sealed class Http1Pool : IDisposable
     /// <summary>Connections open now, idle or busy.</summary>
     public long ConnectionsOpen => Interlocked.Read(ref _open);
 
+    /// <summary>Idle connections found closed by the server when polled before reuse (for tests).</summary>
+    internal long FoundDeadBeforeUse => Interlocked.Read(ref _foundDead);
+
     public int IdleCount
     {
         get { lock (_lock) return _count; }
@@ -63,7 +70,12 @@ internal sealed class Http1Pool : IDisposable
                 connection = _idle[--_count];
                 _idle[_count] = null!;
             }
-            if (now - connection.IdleSince < _idleMs && connection.IsUsableWhenIdle()) return connection;
+            long idle = now - connection.IdleSince;
+            // A poll(2) per request costs about as much as the rest of the pool: only connections idle long enough for a server's
+            // keep-alive close to be plausible are polled. A fresher one the server dropped anyway (a crash, a restart) fails before
+            // any response byte, and SendAsync retries that once on a new connection.
+            if (idle < _idleMs && (idle < PollAfterIdleMs || connection.IsUsableWhenIdle())) return connection;
+            if (idle < _idleMs) Interlocked.Increment(ref _foundDead);
             connection.Discard();
         }
     }
