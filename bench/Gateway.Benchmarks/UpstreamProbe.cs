@@ -44,11 +44,12 @@ internal static class UpstreamProbe
         Console.WriteLine("| exchange | concurrency | client | CPU µs/op | wall µs/op | allocated B/op |");
         Console.WriteLine("|---|---:|---|---:|---:|---:|");
         using (var calls = new UpstreamCalls(child.FastUrl))
+        using (var floor = new RawSocketFloor(new Uri(child.FastUrl)))
         {
             foreach (int concurrency in new[] { 1, 32 })
             {
-                await Compare("json", concurrency, requests, rounds, calls.JsonSocketsAsync, calls.JsonHttp1Async);
-                await Compare("sse (23 events)", concurrency, requests / 4, rounds, ct => calls.SseSocketsAsync(ct), ct => calls.SseHttp1Async(ct));
+                await Compare("json", concurrency, requests, rounds, calls.JsonSocketsAsync, calls.JsonHttp1Async, floor.JsonAsync);
+                await Compare("sse (23 events)", concurrency, requests / 4, rounds, ct => calls.SseSocketsAsync(ct), ct => calls.SseHttp1Async(ct), floor.SseAsync);
             }
         }
 
@@ -75,9 +76,36 @@ internal static class UpstreamProbe
         Console.WriteLine("before any stream / N; 'next N' = Δ from N to 2N open streams / N (fixed costs such as pooled arrays drop out).");
         Console.WriteLine("| client | managed heap, first N | managed heap, next N | GC heap size, next N | working set, next N |");
         Console.WriteLine("|---|---:|---:|---:|---:|");
-        await StreamMemory("SocketsHttpHandler", streams, child.SlowUrl, sockets: true);
-        await StreamMemory("Http1Client", streams, child.SlowUrl, sockets: false);
+        var gcdump = StringArg(args, "--gcdump");
+        await StreamMemory("SocketsHttpHandler", streams, child.SlowUrl, sockets: true, gcdump);
+        await StreamMemory("Http1Client", streams, child.SlowUrl, sockets: false, gcdump);
         return 0;
+    }
+
+    private static string? StringArg(string[] args, string name)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    /// <summary>With <c>--gcdump DIR</c>: a heap snapshot of this process (dotnet-gcdump, if installed) while the streams are open.</summary>
+    private static async Task GcDumpAsync(string? directory, string name)
+    {
+        if (directory is null) return;
+        var tool = new[] { Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-gcdump"), "dotnet-gcdump" }
+            .FirstOrDefault(File.Exists) ?? "dotnet-gcdump";
+        Directory.CreateDirectory(directory);
+        var file = Path.Combine(directory, name + ".gcdump");
+        var info = new ProcessStartInfo(tool) { UseShellExecute = false, RedirectStandardOutput = true };
+        foreach (var arg in new[] { "collect", "-p", Environment.ProcessId.ToString(), "-o", file }) info.ArgumentList.Add(arg);
+        try
+        {
+            using var process = Process.Start(info)!;
+            await process.StandardOutput.ReadToEndAsync();
+            await process.WaitForExitAsync();
+            Console.WriteLine($"(heap snapshot: {file}; `dotnet-gcdump report {file}` lists it by type)");
+        }
+        catch (System.ComponentModel.Win32Exception) { Console.WriteLine("(dotnet-gcdump not found: no heap snapshot)"); }
     }
 
     private static int IntArg(string[] args, string name, int fallback)
@@ -100,16 +128,18 @@ internal static class UpstreamProbe
     }
 
     private static async Task Compare(string exchange, int concurrency, int count, int rounds,
-        Func<CancellationToken, Task<long>> sockets, Func<CancellationToken, Task<long>> http1)
+        Func<CancellationToken, Task<long>> sockets, Func<CancellationToken, Task<long>> http1, Func<CancellationToken, Task<long>> floor)
     {
         var a = new List<(double Cpu, double Wall, long Bytes)>();
         var b = new List<(double Cpu, double Wall, long Bytes)>();
+        var c = new List<(double Cpu, double Wall, long Bytes)>();
         for (int round = 0; round < rounds; round++)
         {
             a.Add(await Measure(concurrency, count, sockets));
             b.Add(await Measure(concurrency, count, http1));
+            c.Add(await Measure(concurrency, count, floor));
         }
-        foreach (var (client, results) in new[] { ("SocketsHttpHandler", a), ("Http1Client", b) })
+        foreach (var (client, results) in new[] { ("SocketsHttpHandler", a), ("Http1Client", b), ("raw socket floor", c) })
         {
             var cpu = results.Select(r => r.Cpu).Order().ElementAt(rounds / 2);
             var wall = results.Select(r => r.Wall).Order().ElementAt(rounds / 2);
@@ -169,7 +199,7 @@ internal static class UpstreamProbe
         }
     }
 
-    private static async Task StreamMemory(string name, int count, string slowUrl, bool sockets)
+    private static async Task StreamMemory(string name, int count, string slowUrl, bool sockets, string? gcdump)
     {
         using var calls = new UpstreamCalls(slowUrl);
         // One stream opened and closed first, so the pools, handler internals and JIT'd code exist before the baseline.
@@ -183,6 +213,7 @@ internal static class UpstreamProbe
         var second = await OpenMany(calls, sockets, count);
         long heap2 = FullGc(), size2 = GC.GetGCMemoryInfo().HeapSizeBytes, ws2 = Environment.WorkingSet;
         Console.WriteLine($"| {name} (N = {count}) | {(heap1 - heap0) / count:N0} B | {(heap2 - heap1) / count:N0} B | {(size2 - size1) / count:N0} B | {(ws2 - ws1) / count:N0} B |");
+        await GcDumpAsync(gcdump, $"{name}-{2 * count}-streams");
         foreach (var s in first.Concat(second)) await Close(s);
     }
 

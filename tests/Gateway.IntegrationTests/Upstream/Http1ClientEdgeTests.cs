@@ -61,6 +61,24 @@ public sealed class Http1ClientEdgeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_body_larger_than_the_socket_buffer_is_sent_whole()
+    {
+        var body = new byte[8 * 1024 * 1024]; // more than the kernel takes at once: the rest goes out with async sends
+        new Random(7).NextBytes(body);
+        var server = Task.Run(async () =>
+        {
+            using var c = await _server.AcceptAsync();
+            await Task.Delay(200); // a slow reader: the client's socket buffer fills up
+            var request = await c.ReadRequestAsync(maxBytes: 9 * 1024 * 1024);
+            await c.SendAsync(JsonOk);
+            return request;
+        });
+        using (var response = await _client.SendAsync(_route, body, null, null, _timeout.Token)) Assert.Equal("{\"ok\":true}", await ReadToEndAsync(response));
+        var received = System.Text.Encoding.Latin1.GetBytes(await server);
+        Assert.Equal(body, received[^body.Length..]);
+    }
+
+    [Fact]
     public async Task Sequential_requests_reuse_one_socket()
     {
         var server = Task.Run(async () =>

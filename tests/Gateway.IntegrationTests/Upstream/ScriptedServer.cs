@@ -35,30 +35,32 @@ internal sealed class ScriptedServer : IDisposable
 
 internal sealed class ScriptedConnection(Socket socket) : IDisposable
 {
-    private readonly byte[] _buffer = new byte[64 * 1024];
+    private byte[] _buffer = new byte[64 * 1024];
     private int _length;
 
-    /// <summary>One request: the head through its empty line plus a Content-Length body, as text.</summary>
-    public async Task<string> ReadRequestAsync()
+    /// <summary>One request: the head through its empty line plus a Content-Length body, as (Latin-1) text.</summary>
+    public async Task<string> ReadRequestAsync(int maxBytes = 64 * 1024)
     {
+        if (_buffer.Length < maxBytes) Array.Resize(ref _buffer, maxBytes);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         while (true)
         {
-            var text = Encoding.Latin1.GetString(_buffer, 0, _length);
-            int end = text.IndexOf("\r\n\r\n", StringComparison.Ordinal);
+            int end = _buffer.AsSpan(0, _length).IndexOf("\r\n\r\n"u8);
             if (end >= 0)
             {
+                var text = Encoding.Latin1.GetString(_buffer, 0, end);
                 int bodyLength = 0;
-                foreach (var line in text[..end].Split("\r\n"))
+                foreach (var line in text.Split("\r\n"))
                 {
                     if (line.StartsWith("Content-Length:", StringComparison.OrdinalIgnoreCase)) bodyLength = int.Parse(line[15..].Trim());
                 }
                 int total = end + 4 + bodyLength;
                 if (_length >= total)
                 {
+                    var request = Encoding.Latin1.GetString(_buffer, 0, total);
                     _buffer.AsSpan(total, _length - total).CopyTo(_buffer);
                     _length -= total;
-                    return text[..total];
+                    return request;
                 }
             }
             int n = await socket.ReceiveAsync(_buffer.AsMemory(_length), SocketFlags.None, timeout.Token);

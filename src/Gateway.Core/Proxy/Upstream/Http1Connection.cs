@@ -96,10 +96,12 @@ internal sealed partial class Http1Connection
                 body.Span.CopyTo(buffer.AsSpan(length));
                 length += body.Length;
             }
-            for (var pending = buffer.AsMemory(0, length); !pending.IsEmpty;)
-                pending = pending[await _socket.SendAsync(pending, SocketFlags.None).ConfigureAwait(false)..];
-            for (var pending = copyBody ? default : body; !pending.IsEmpty;)
-                pending = pending[await _socket.SendAsync(pending, SocketFlags.None).ConfigureAwait(false)..];
+            ReadOnlyMemory<byte> pending = buffer.AsMemory(0, length);
+            SendNow(ref pending);
+            while (!pending.IsEmpty) pending = pending[await _socket.SendAsync(pending, SocketFlags.None).ConfigureAwait(false)..];
+            pending = copyBody ? default : body;
+            SendNow(ref pending);
+            while (!pending.IsEmpty) pending = pending[await _socket.SendAsync(pending, SocketFlags.None).ConfigureAwait(false)..];
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -111,6 +113,19 @@ internal sealed partial class Http1Connection
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
+    }
+
+    /// <summary>
+    /// Sends what the kernel takes right now with a plain non-blocking send(2) (the socket is non-blocking, so this never waits). A
+    /// request almost always fits the socket buffer, so the async send, and the ~300-byte event args .NET caches per socket for it,
+    /// are only ever needed for a body the kernel cannot take at once.
+    /// </summary>
+    private void SendNow(ref ReadOnlyMemory<byte> pending)
+    {
+        if (pending.IsEmpty) return;
+        int sent = _socket.Send(pending.Span, SocketFlags.None, out var error);
+        if (error == SocketError.Success) pending = pending[sent..];
+        else if (error != SocketError.WouldBlock) throw new SocketException((int)error);
     }
 
     /// <summary>Reads until the final (non-1xx) response head is complete and sets up the body framing it announces.</summary>

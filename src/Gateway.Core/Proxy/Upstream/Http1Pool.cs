@@ -108,6 +108,7 @@ internal sealed class Http1Pool : IDisposable
             try
             {
                 await socket.ConnectAsync(_endPoint, timeout.Token).ConfigureAwait(false);
+                socket.Blocking = false; // synchronous sends return instead of waiting (see Http1Connection.SendNow); async I/O is unaffected
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
