@@ -593,6 +593,35 @@ public sealed class Http1ClientEdgeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_connect_that_gets_no_answer_times_out()
+    {
+        // A listener whose accept queue is full: Linux drops further SYNs, so the connect neither succeeds nor fails.
+        using var full = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        full.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        full.Listen(1);
+        var fillers = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                var filler = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                fillers.Add(filler);
+                using var quick = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+                try { await filler.ConnectAsync(full.LocalEndPoint!, quick.Token); } catch (OperationCanceledException) { break; }
+            }
+            using var client = new Http1Client(new Http1ClientOptions { ConnectTimeout = TimeSpan.FromMilliseconds(300) });
+            var route = client.CreateRoute(new Uri($"http://127.0.0.1:{((System.Net.IPEndPoint)full.LocalEndPoint!).Port}/v1/chat/completions"));
+            var e = await Assert.ThrowsAsync<UpstreamException>(async () => await client.SendAsync(route, Body, null, null, _timeout.Token));
+            Assert.Equal(UpstreamFailure.ConnectTimeout, e.Failure);
+            Assert.True(e.RequestNotSent);
+        }
+        finally
+        {
+            foreach (var filler in fillers) filler.Dispose();
+        }
+    }
+
+    [Fact]
     public async Task A_bad_header_value_is_refused_before_anything_is_sent()
     {
         await Assert.ThrowsAsync<ArgumentException>(async () => await _client.SendAsync(_route, Body, "id\r\nX-Evil: 1", null, _timeout.Token));

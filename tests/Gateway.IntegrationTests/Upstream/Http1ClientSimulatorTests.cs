@@ -116,6 +116,16 @@ public sealed class Http1ClientSimulatorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_host_name_is_resolved_at_connect()
+    {
+        var route = _client.CreateRoute(new Uri($"http://localhost:{_sim.Port}/v1/chat/completions"));
+        using var response = await _client.SendAsync(route, ChatBody(false), null, null, _timeout.Token);
+        Assert.Equal(200, response.StatusCode);
+        await Http1ClientEdgeTests.ReadToEndAsync(response);
+        Assert.Equal($"localhost:{_sim.Port}", _sim.Captured[^1].Headers["host"]);
+    }
+
+    [Fact]
     public async Task Error_statuses_come_back_with_their_body()
     {
         var route = _client.CreateRoute(new Uri(_sim.BaseUrl + "/v1/nope"));
