@@ -48,7 +48,7 @@ internal sealed class UpstreamCalls : IDisposable
         {
             Version = HttpVersion.Version11,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Content = new BufferContent(body),
+            Content = new BodyContent(body),
         };
         message.Headers.TryAddWithoutValidation("X-Request-ID", RequestId);
         return message;
@@ -118,5 +118,28 @@ internal sealed class UpstreamCalls : IDisposable
     {
         Sockets.Dispose();
         Http1.Dispose();
+    }
+
+    /// <summary>The gateway's <c>BufferContent</c> (Gateway.Proxy, internal) line for line, so the AOT probe needs no internals.</summary>
+    private sealed class BodyContent : HttpContent
+    {
+        private readonly ReadOnlyMemory<byte> _body;
+
+        public BodyContent(ReadOnlyMemory<byte> body)
+        {
+            _body = body;
+            Headers.TryAddWithoutValidation("Content-Type", "application/json");
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) => stream.WriteAsync(_body).AsTask();
+
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context, CancellationToken cancellationToken) =>
+            stream.WriteAsync(_body, cancellationToken).AsTask();
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = _body.Length;
+            return true;
+        }
     }
 }

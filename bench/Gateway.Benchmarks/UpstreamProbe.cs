@@ -121,7 +121,8 @@ internal static class UpstreamProbe
         info.ArgumentList.Add("--upstream-probe");
         foreach (var arg in args) info.ArgumentList.Add(arg);
         foreach (var (name, value) in GatewayRuntime) info.Environment[name] = value;
-        Console.WriteLine("runtime as `gateway serve`: " + string.Join(" ", GatewayRuntime.Select(v => $"{v.Name}={v.Value}")) + " (JIT here, Native AOT there)");
+        Console.WriteLine("runtime as `gateway serve`: " + string.Join(" ", GatewayRuntime.Select(v => $"{v.Name}={v.Value}")) +
+            (System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported ? " (JIT; bench/Gateway.UpstreamProbe is the Native AOT build)" : " (Native AOT)"));
         using var process = Process.Start(info)!;
         await process.WaitForExitAsync();
         return process.ExitCode;
@@ -299,7 +300,7 @@ internal sealed class SimulatorChild : IDisposable
     {
         var self = Environment.ProcessPath!;
         var info = new ProcessStartInfo(self) { RedirectStandardInput = true, RedirectStandardOutput = true, UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet") info.ArgumentList.Add(typeof(SimulatorChild).Assembly.Location);
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") info.ArgumentList.Add(Environment.GetCommandLineArgs()[0]); // the .dll
         return info;
     }
 
