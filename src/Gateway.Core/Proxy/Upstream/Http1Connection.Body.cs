@@ -29,19 +29,7 @@ internal sealed partial class Http1Connection
         var token = cancellationToken == _requestToken ? default : cancellationToken;
         if (destination.IsEmpty)
         {
-            if (_start < _end) return 0;
-            try
-            {
-                // Without inline socket completions .NET often completes a zero-byte receive on a stale readiness event (measured:
-                // ~90% of the time when the previous receive finished synchronously), and the caller would then rent its buffer and
-                // wait with it. So wait again until poll(2) confirms data or the end of the connection: one syscall per wake-up.
-                do await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, token).ConfigureAwait(false);
-                while (!_socket.Poll(0, SelectMode.SelectRead));
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
-            {
-                throw Failure(e, UpstreamFailure.BodyIncomplete, "The upstream connection was reset mid-body.", cancellationToken);
-            }
+            await WaitForBodyDataAsync(cancellationToken).ConfigureAwait(false);
             return 0;
         }
         while (true)
@@ -98,6 +86,33 @@ internal sealed partial class Http1Connection
         }
     }
 
+    /// <summary>Body bytes that came with the head are waiting to be read.</summary>
+    public bool HasBufferedBody => _start < _end;
+
+    /// <summary>
+    /// Waits until body bytes (or the end of the connection) can be read, holding no buffer: a zero-byte receive. Returns at once when
+    /// bytes are buffered or the body has ended.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask WaitForBodyDataAsync(CancellationToken cancellationToken)
+    {
+        if (_bodyDone || _start < _end) return;
+        if (IsClosed) throw Failure(null, UpstreamFailure.BodyIncomplete, "The upstream connection was closed mid-body.", cancellationToken);
+        var token = cancellationToken == _requestToken ? default : cancellationToken;
+        try
+        {
+            // Without inline socket completions .NET often completes a zero-byte receive on a stale readiness event (measured:
+            // ~90% of the time when the previous receive finished synchronously), and the caller would then rent its buffer and
+            // wait with it. So wait again until poll(2) confirms data or the end of the connection: one syscall per wake-up.
+            do await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, token).ConfigureAwait(false);
+            while (!_socket.Poll(0, SelectMode.SelectRead));
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            throw Failure(e, UpstreamFailure.BodyIncomplete, "The upstream connection was reset mid-body.", cancellationToken);
+        }
+    }
+
     /// <summary>
     /// Ends the exchange of <paramref name="generation"/>: back to the pool when the body was read to its end and the server keeps
     /// the connection alive; closed otherwise (cancelled, failed, or abandoned early — draining would keep vLLM generating for nobody).
@@ -109,6 +124,7 @@ internal sealed partial class Http1Connection
         _abortOnCancel.Dispose(); // after this, a cancellation can no longer close a socket that is back in the pool
         _abortOnCancel = default;
         _requestToken = default;
+        BodyReader.Reset();
         if (!_bodyDone && _framing == Framing.Chunked && !IsClosed) TryFinishChunkedWithoutWaiting();
         bool reusable = _bodyDone && _keepAlive && _start == _end && !IsClosed;
         ReturnBuffer();

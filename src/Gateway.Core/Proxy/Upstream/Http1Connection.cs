@@ -34,6 +34,7 @@ internal sealed partial class Http1Connection
         _pool = pool;
         _socket = socket;
         Body = new Http1BodyStream(this);
+        BodyReader = new Http1BodyReader(this);
     }
 
     /// <summary>Bumped when an exchange ends: a stale <see cref="Http1Response"/> copy no longer matches and cannot touch the next one.</summary>
@@ -51,6 +52,8 @@ internal sealed partial class Http1Connection
     private int _contentTypeLength;
 
     public Http1BodyStream Body { get; }
+
+    public Http1BodyReader BodyReader { get; }
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
@@ -77,6 +80,7 @@ internal sealed partial class Http1Connection
         StatusCode = 0;
         ContentLength = -1;
         _contentTypeLength = 0;
+        BodyReader.Reset();
         // Closing the socket is what makes vLLM stop generating, so cancellation must reach it even while nobody is reading.
         if (cancellationToken.CanBeCanceled)
             _abortOnCancel = cancellationToken.UnsafeRegister(static s => ((Http1Connection)s!).Close(), this);
@@ -263,6 +267,7 @@ internal sealed partial class Http1Connection
         _requestToken = default;
         Close();
         ReturnBuffer();
+        BodyReader.Reset();
         Generation++;
     }
 

@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using System.Text;
 
 namespace Gateway.Proxy.Upstream;
@@ -46,6 +47,13 @@ public readonly struct Http1Response : IDisposable
     /// response ends the exchange. Zero-byte reads wait for data without a buffer (PipeReader's <c>useZeroByteReads</c>).
     /// </summary>
     public Stream Body => Connection.Body;
+
+    /// <summary>
+    /// The body as a PipeReader over one pooled buffer, de-chunked in place, with no buffer held while waiting for data (one per
+    /// connection, reused; the relay's reader). Completing it does not end the exchange; disposing the response does. Use either
+    /// this or <see cref="Body"/>/<see cref="ReadAsync"/> for one response, not both.
+    /// </summary>
+    public PipeReader BodyReader => Connection.BodyReader;
 
     /// <summary>Reads body bytes; 0 = the body ended. See <see cref="Body"/> for zero-length reads.</summary>
     public ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
