@@ -88,6 +88,13 @@ internal sealed class UpstreamCalls : IDisposable
         return await DrainAsync(PipeReader.Create(response.Body, RelayReaderOptions), stopAtDone, cancellationToken);
     }
 
+    /// <summary>The same through the client's own PipeReader instead of PipeReader.Create over its body stream.</summary>
+    public async Task<long> SseHttp1ReaderAsync(CancellationToken cancellationToken, bool stopAtDone = false)
+    {
+        using var response = await Http1.SendAsync(Route, SseBody, RequestId, null, cancellationToken);
+        return await DrainAsync(response.BodyReader, stopAtDone, cancellationToken);
+    }
+
     /// <summary>Reads to the end, or (as the relay does) only until <c>data: [DONE]</c>.</summary>
     private static async Task<long> DrainAsync(PipeReader reader, bool stopAtDone, CancellationToken cancellationToken)
     {

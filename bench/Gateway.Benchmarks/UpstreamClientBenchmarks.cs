@@ -9,7 +9,7 @@ namespace Gateway.Benchmarks;
 /// <summary>
 /// One upstream exchange, as the gateway's forward step does it, through (a) HttpMessageInvoker over SocketsHttpHandler configured
 /// by <see cref="UpstreamClient"/> and (b) <see cref="Http1Client"/>: a non-stream JSON request read into a buffer, and a 23-event SSE
-/// stream read to its end through a zero-byte-read PipeReader (as the relay reads it). Against the vLLM simulator (Kestrel, in this
+/// stream read to its end through a zero-byte-read PipeReader (as the relay reads it), or the client's own BodyReader. Against the vLLM simulator (Kestrel, in this
 /// process: its time and allocations are in every row) and against <see cref="StaticUpstream"/> (canned bytes, near-zero cost and
 /// zero allocations: the rows are the client). Compare rows within a category.
 /// </summary>
@@ -43,8 +43,8 @@ public class UpstreamClientBenchmarks
         _calls = new UpstreamCalls(baseUrl);
         // Both paths must work and read the same bytes before anything is timed.
         if (await JsonSocketsHttpHandler() != await JsonHttp1()) throw new InvalidOperationException("the two clients read different JSON lengths");
-        long a = await SseSocketsHttpHandler(), b = await SseHttp1();
-        if (a != b) throw new InvalidOperationException($"the two clients read different SSE lengths: {a} vs {b}");
+        long a = await SseSocketsHttpHandler(), b = await SseHttp1(), c = await SseHttp1Reader();
+        if (a != b || a != c) throw new InvalidOperationException($"the clients read different SSE lengths: {a}, {b}, {c}");
     }
 
     [GlobalCleanup]
@@ -66,4 +66,8 @@ public class UpstreamClientBenchmarks
 
     [Benchmark, BenchmarkCategory("sse")]
     public Task<long> SseHttp1() => _calls.SseHttp1Async(_cts.Token);
+
+    /// <summary>The same through the client's own PipeReader (no StreamPipeReader layer).</summary>
+    [Benchmark, BenchmarkCategory("sse")]
+    public Task<long> SseHttp1Reader() => _calls.SseHttp1ReaderAsync(_cts.Token);
 }

@@ -48,8 +48,11 @@ internal static class UpstreamProbe
         {
             foreach (int concurrency in new[] { 1, 32 })
             {
-                await Compare("json", concurrency, requests, rounds, calls.JsonSocketsAsync, calls.JsonHttp1Async, floor.JsonAsync);
-                await Compare("sse (23 events)", concurrency, requests / 4, rounds, ct => calls.SseSocketsAsync(ct), ct => calls.SseHttp1Async(ct), floor.SseAsync);
+                await Compare("json", concurrency, requests, rounds,
+                    ("SocketsHttpHandler", calls.JsonSocketsAsync), ("Http1Client", calls.JsonHttp1Async), ("raw socket floor", floor.JsonAsync));
+                await Compare("sse (23 events)", concurrency, requests / 4, rounds,
+                    ("SocketsHttpHandler", ct => calls.SseSocketsAsync(ct)), ("Http1Client, PipeReader.Create(Body)", ct => calls.SseHttp1Async(ct)),
+                    ("Http1Client, BodyReader", ct => calls.SseHttp1ReaderAsync(ct)), ("raw socket floor", floor.SseAsync));
             }
         }
 
@@ -67,8 +70,10 @@ internal static class UpstreamProbe
             const int n = 500;
             for (int i = 0; i < n; i++) await calls.SseSocketsAsync(default, stopAtDone: true);
             for (int i = 0; i < n; i++) await calls.SseHttp1Async(default, stopAtDone: true);
+            long viaStream = calls.Http1.ConnectionsOpened(calls.Route);
+            for (int i = 0; i < n; i++) await calls.SseHttp1ReaderAsync(default, stopAtDone: true);
             Console.WriteLine($"streams read until [DONE] then disposed (the relay's way), {n} in a row: connections opened — " +
-                $"SocketsHttpHandler {connects}, Http1Client {calls.Http1.ConnectionsOpened(calls.Route)}");
+                $"SocketsHttpHandler {connects}, Http1Client {viaStream} (PipeReader.Create(Body)), {calls.Http1.ConnectionsOpened(calls.Route) - viaStream} (BodyReader)");
         }
 
         Console.WriteLine();
@@ -77,8 +82,9 @@ internal static class UpstreamProbe
         Console.WriteLine("| client | managed heap, first N | managed heap, next N | GC heap size, next N | working set, next N |");
         Console.WriteLine("|---|---:|---:|---:|---:|");
         var gcdump = StringArg(args, "--gcdump");
-        await StreamMemory("SocketsHttpHandler", streams, child.SlowUrl, sockets: true, gcdump);
-        await StreamMemory("Http1Client", streams, child.SlowUrl, sockets: false, gcdump);
+        await StreamMemory("SocketsHttpHandler", streams, child.SlowUrl, Client.Sockets, gcdump);
+        await StreamMemory("Http1Client, PipeReader.Create(Body)", streams, child.SlowUrl, Client.Http1Stream, gcdump);
+        await StreamMemory("Http1Client, BodyReader", streams, child.SlowUrl, Client.Http1Reader, gcdump);
         return 0;
     }
 
@@ -128,24 +134,19 @@ internal static class UpstreamProbe
         return process.ExitCode;
     }
 
-    private static async Task Compare(string exchange, int concurrency, int count, int rounds,
-        Func<CancellationToken, Task<long>> sockets, Func<CancellationToken, Task<long>> http1, Func<CancellationToken, Task<long>> floor)
+    private static async Task Compare(string exchange, int concurrency, int count, int rounds, params (string Name, Func<CancellationToken, Task<long>> Op)[] clients)
     {
-        var a = new List<(double Cpu, double Wall, long Bytes)>();
-        var b = new List<(double Cpu, double Wall, long Bytes)>();
-        var c = new List<(double Cpu, double Wall, long Bytes)>();
+        var results = clients.Select(_ => new List<(double Cpu, double Wall, long Bytes)>()).ToArray();
         for (int round = 0; round < rounds; round++)
         {
-            a.Add(await Measure(concurrency, count, sockets));
-            b.Add(await Measure(concurrency, count, http1));
-            c.Add(await Measure(concurrency, count, floor));
+            for (int i = 0; i < clients.Length; i++) results[i].Add(await Measure(concurrency, count, clients[i].Op));
         }
-        foreach (var (client, results) in new[] { ("SocketsHttpHandler", a), ("Http1Client", b), ("raw socket floor", c) })
+        for (int i = 0; i < clients.Length; i++)
         {
-            var cpu = results.Select(r => r.Cpu).Order().ElementAt(rounds / 2);
-            var wall = results.Select(r => r.Wall).Order().ElementAt(rounds / 2);
-            var bytes = results.Select(r => r.Bytes).Order().ElementAt(rounds / 2);
-            Console.WriteLine($"| {exchange} | {concurrency} | {client} | {cpu:0.0} | {wall:0.0} | {bytes:N0} |");
+            var cpu = results[i].Select(r => r.Cpu).Order().ElementAt(rounds / 2);
+            var wall = results[i].Select(r => r.Wall).Order().ElementAt(rounds / 2);
+            var bytes = results[i].Select(r => r.Bytes).Order().ElementAt(rounds / 2);
+            Console.WriteLine($"| {exchange} | {concurrency} | {clients[i].Name} | {cpu:0.0} | {wall:0.0} | {bytes:N0} |");
         }
     }
 
@@ -200,7 +201,9 @@ internal static class UpstreamProbe
         }
     }
 
-    private static async Task StreamMemory(string name, int count, string slowUrl, bool sockets, string? gcdump)
+    private enum Client { Sockets, Http1Stream, Http1Reader }
+
+    private static async Task StreamMemory(string name, int count, string slowUrl, Client sockets, string? gcdump)
     {
         using var calls = new UpstreamCalls(slowUrl);
         // One stream opened and closed first, so the pools, handler internals and JIT'd code exist before the baseline.
@@ -218,7 +221,7 @@ internal static class UpstreamProbe
         foreach (var s in first.Concat(second)) await Close(s);
     }
 
-    private static async Task<OpenStream[]> OpenMany(UpstreamCalls calls, bool sockets, int count)
+    private static async Task<OpenStream[]> OpenMany(UpstreamCalls calls, Client sockets, int count)
     {
         var open = new OpenStream[count];
         using var gate = new SemaphoreSlim(32); // a burst of 32 connects at a time, as a busy gateway would open them
@@ -236,22 +239,22 @@ internal static class UpstreamProbe
         return open;
     }
 
-    private static async Task<OpenStream> Open(UpstreamCalls calls, bool sockets)
+    private static async Task<OpenStream> Open(UpstreamCalls calls, Client client)
     {
         var s = new OpenStream();
-        Stream body;
-        if (sockets)
+        PipeReader reader;
+        if (client == Client.Sockets)
         {
             s.Message = calls.Message(UpstreamCalls.SseBody);
             s.Response = await calls.Sockets.Invoker.SendAsync(s.Message, s.Cancel.Token);
-            body = await s.Response.Content.ReadAsStreamAsync(s.Cancel.Token);
+            reader = PipeReader.Create(await s.Response.Content.ReadAsStreamAsync(s.Cancel.Token), UpstreamCalls.RelayReaderOptions);
         }
         else
         {
             s.Http1 = await calls.Http1.SendAsync(calls.Route, UpstreamCalls.SseBody, UpstreamCalls.RequestId, null, s.Cancel.Token);
-            body = s.Http1.Body;
+            reader = client == Client.Http1Reader ? s.Http1.BodyReader : PipeReader.Create(s.Http1.Body, UpstreamCalls.RelayReaderOptions);
         }
-        s.Pump = s.PumpAsync(PipeReader.Create(body, UpstreamCalls.RelayReaderOptions));
+        s.Pump = s.PumpAsync(reader);
         return s;
     }
 

@@ -124,7 +124,7 @@ internal sealed partial class Http1Connection
         _abortOnCancel.Dispose(); // after this, a cancellation can no longer close a socket that is back in the pool
         _abortOnCancel = default;
         _requestToken = default;
-        BodyReader.Reset();
+        _bodyReader?.Reset();
         if (!_bodyDone && _framing == Framing.Chunked && !IsClosed) TryFinishChunkedWithoutWaiting();
         bool reusable = _bodyDone && _keepAlive && _start == _end && !IsClosed;
         ReturnBuffer();

@@ -34,7 +34,6 @@ internal sealed partial class Http1Connection
         _pool = pool;
         _socket = socket;
         Body = new Http1BodyStream(this);
-        BodyReader = new Http1BodyReader(this);
     }
 
     /// <summary>Bumped when an exchange ends: a stale <see cref="Http1Response"/> copy no longer matches and cannot touch the next one.</summary>
@@ -53,7 +52,9 @@ internal sealed partial class Http1Connection
 
     public Http1BodyStream Body { get; }
 
-    public Http1BodyReader BodyReader { get; }
+    /// <summary>Created on first use and kept: a connection read only through <see cref="Body"/> never pays for it.</summary>
+    public Http1BodyReader BodyReader => _bodyReader ??= new Http1BodyReader(this);
+    private Http1BodyReader? _bodyReader;
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
@@ -80,7 +81,7 @@ internal sealed partial class Http1Connection
         StatusCode = 0;
         ContentLength = -1;
         _contentTypeLength = 0;
-        BodyReader.Reset();
+        _bodyReader?.Reset();
         // Closing the socket is what makes vLLM stop generating, so cancellation must reach it even while nobody is reading.
         if (cancellationToken.CanBeCanceled)
             _abortOnCancel = cancellationToken.UnsafeRegister(static s => ((Http1Connection)s!).Close(), this);
@@ -267,7 +268,7 @@ internal sealed partial class Http1Connection
         _requestToken = default;
         Close();
         ReturnBuffer();
-        BodyReader.Reset();
+        _bodyReader?.Reset();
         Generation++;
     }
 
