@@ -19,19 +19,17 @@ internal sealed partial class Http1Connection
     /// A zero-length <paramref name="destination"/> waits until data is available without holding any buffer, which is how a
     /// PipeReader with zero-byte reads keeps an idle stream at no buffer memory.
     /// </summary>
+    public ValueTask<int> ReadBodyAsync(Memory<byte> destination, CancellationToken cancellationToken) =>
+        destination.IsEmpty ? WaitForBodyDataAsync(cancellationToken) : ReadIntoAsync(destination, cancellationToken); // one async frame either way
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<int> ReadBodyAsync(Memory<byte> destination, CancellationToken cancellationToken)
+    private async ValueTask<int> ReadIntoAsync(Memory<byte> destination, CancellationToken cancellationToken)
     {
         if (_bodyDone) return 0;
         // Closed by a cancellation (or a failure) while bytes were still buffered: the exchange is over, whatever is left.
         if (IsClosed) throw Failure(null, UpstreamFailure.BodyIncomplete, "The upstream connection was closed mid-body.", cancellationToken);
         // The request's own token already closes the socket; another token (the relay passes the client's) goes to the receive.
         var token = cancellationToken == _requestToken ? default : cancellationToken;
-        if (destination.IsEmpty)
-        {
-            await WaitForBodyDataAsync(cancellationToken).ConfigureAwait(false);
-            return 0;
-        }
         while (true)
         {
             var target = destination;
@@ -90,13 +88,13 @@ internal sealed partial class Http1Connection
     public bool HasBufferedBody => _start < _end;
 
     /// <summary>
-    /// Waits until body bytes (or the end of the connection) can be read, holding no buffer: a zero-byte receive. Returns at once when
-    /// bytes are buffered or the body has ended.
+    /// Waits until body bytes (or the end of the connection) can be read, holding no buffer: a zero-byte receive. Returns (0) at once
+    /// when bytes are buffered or the body has ended.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask WaitForBodyDataAsync(CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<int> WaitForBodyDataAsync(CancellationToken cancellationToken)
     {
-        if (_bodyDone || _start < _end) return;
+        if (_bodyDone || _start < _end) return 0;
         if (IsClosed) throw Failure(null, UpstreamFailure.BodyIncomplete, "The upstream connection was closed mid-body.", cancellationToken);
         var token = cancellationToken == _requestToken ? default : cancellationToken;
         try
@@ -111,6 +109,7 @@ internal sealed partial class Http1Connection
         {
             throw Failure(e, UpstreamFailure.BodyIncomplete, "The upstream connection was reset mid-body.", cancellationToken);
         }
+        return 0;
     }
 
     /// <summary>
