@@ -3,8 +3,9 @@
 # wrk → gateway (auth on) → simulator, for JSON and SSE, interleaved over several rounds. Reports medians of req/s, p50/p99
 # latency and the proxy process's CPU µs per request (utime+stime from /proc). Loopback only; bounded in time.
 #
-#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--out FILE] [--metrics-off-too]
+#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--out FILE] [--metrics-off-too] [--http1-too]
 # --metrics-off-too adds a second gateway with [metrics] enabled = false, to show what recording metrics costs.
+# --http1-too adds a gateway with [proxy] upstream_client = "http1" (target gateway-http1), interleaved with the default one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,7 +16,8 @@ while (($#)); do
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    --metrics-off-too) TARGETS="direct nginx gateway gateway-nometrics"; shift ;;
+    --metrics-off-too) TARGETS+=" gateway-nometrics"; shift ;;
+    --http1-too) TARGETS+=" gateway-http1"; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -26,7 +28,7 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || {
 }
 [[ -x out/gateway ]] || ./build.sh publish >&2
 
-SIM_PORT=18000 NGINX_PORT=18081 GW_PORT=18080 GW2_PORT=18082
+SIM_PORT=18000 NGINX_PORT=18081 GW_PORT=18080 GW2_PORT=18082 GW3_PORT=18083
 KEY="ml-$(printf 'b%.0s' {1..64})"
 WORK=$(mktemp -d)
 PIDS=()
@@ -67,6 +69,15 @@ if [[ $TARGETS == *nometrics* ]]; then
   printf '[metrics]\nenabled = false\n' >>"$WORK/gateway-nometrics.toml"
   out/gateway serve "$WORK/gateway-nometrics.toml" >"$WORK/gateway2.log" 2>&1 & GW2_PID=$!; PIDS+=($GW2_PID)
   wait_http "http://127.0.0.1:$GW2_PORT/health"
+fi
+GW3_PID=""
+if [[ $TARGETS == *http1* ]]; then
+  # The same gateway, requests to the simulator carried by the gateway's own HTTP/1.1 client instead of SocketsHttpHandler.
+  sed -e "s/^port = $GW_PORT/port = $GW3_PORT/" "$WORK/gateway.toml" >"$WORK/gateway-http1.toml"
+  printf '[proxy]\nupstream_client = "http1"\n' >>"$WORK/gateway-http1.toml"
+  out/gateway serve "$WORK/gateway-http1.toml" >"$WORK/gateway3.log" 2>&1 & GW3_PID=$!; PIDS+=($GW3_PID)
+  wait_http "http://127.0.0.1:$GW3_PORT/health"
+  kill -0 "$GW3_PID" 2>/dev/null || { echo "the http1 gateway did not start (is port $GW3_PORT taken?):" >&2; cat "$WORK/gateway3.log" >&2; exit 1; }
 fi
 
 cat >"$WORK/nginx.conf" <<NGINX
@@ -133,6 +144,7 @@ for round in $(seq 1 "$ROUNDS"); do
         nginx) r=$(run $NGINX_PORT "$WORK/direct-$kind.lua" "$NGINX_WORKER") ;;
         gateway) r=$(run $GW_PORT "$WORK/gw-$kind.lua" "$GW_PID") ;;
         gateway-nometrics) r=$(run $GW2_PORT "$WORK/gw-$kind.lua" "$GW2_PID") ;;
+        gateway-http1) r=$(run $GW3_PORT "$WORK/gw-$kind.lua" "$GW3_PID") ;;
       esac
       RESULTS[$kind,$target]+="$r"$'\n'
       echo "round $round $kind $target: $r" >&2
@@ -144,6 +156,8 @@ median() { sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else pri
 col() { awk -v c="$1" 'NF { print $c }' <<<"$2" | median; }
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
 NGINX_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$NGINX_WORKER/status")
+RSS_MORE=""
+[[ -n $GW3_PID ]] && RSS_MORE="; gateway-http1: $(( $(awk '/VmRSS/ {print $2}' "/proc/$GW3_PID/status") / 1024 )) MB"
 
 {
   echo "| path | kind | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s vs nginx | CPU vs nginx |"
@@ -160,5 +174,5 @@ NGINX_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$NGINX_WORKER/status")
     done
   done
   echo
-  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores. Gateway RSS after the run: $((RSS_KB / 1024)) MB; nginx worker: $((NGINX_RSS_KB / 1024)) MB."
+  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores. Gateway RSS after the run: $((RSS_KB / 1024)) MB$RSS_MORE; nginx worker: $((NGINX_RSS_KB / 1024)) MB."
 } | tee ${OUT:+"$OUT"}
