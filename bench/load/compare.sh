@@ -3,19 +3,23 @@
 # wrk → gateway (auth on) → simulator, for JSON and SSE, interleaved over several rounds. Reports medians of req/s, p50/p99
 # latency and the proxy process's CPU µs per request (utime+stime from /proc). Loopback only; bounded in time.
 #
-#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--out FILE] [--metrics-off-too]
+#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--out FILE] [--metrics-off-too] [--http1-too] [--port-base P]
 # --metrics-off-too adds a second gateway with [metrics] enabled = false, to show what recording metrics costs.
+# --http1-too adds a gateway with [proxy] upstream_client = "http1" (target gateway-http1), interleaved with the default one.
+# --port-base P (default 18000): the simulator listens on P, the gateways on P+80, P+82, P+83, nginx on P+81.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-ROUNDS=3 DURATION=10 CONNECTIONS=32 OUT="" TARGETS="direct nginx gateway"
+ROUNDS=3 DURATION=10 CONNECTIONS=32 OUT="" TARGETS="direct nginx gateway" PORT_BASE=18000
 while (($#)); do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
-    --metrics-off-too) TARGETS="direct nginx gateway gateway-nometrics"; shift ;;
+    --metrics-off-too) TARGETS+=" gateway-nometrics"; shift ;;
+    --http1-too) TARGETS+=" gateway-http1"; shift ;;
+    --port-base) PORT_BASE=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -26,7 +30,7 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || {
 }
 [[ -x out/gateway ]] || ./build.sh publish >&2
 
-SIM_PORT=18000 NGINX_PORT=18081 GW_PORT=18080 GW2_PORT=18082
+SIM_PORT=$PORT_BASE NGINX_PORT=$((PORT_BASE + 81)) GW_PORT=$((PORT_BASE + 80)) GW2_PORT=$((PORT_BASE + 82)) GW3_PORT=$((PORT_BASE + 83))
 KEY="ml-$(printf 'b%.0s' {1..64})"
 WORK=$(mktemp -d)
 PIDS=()
@@ -46,6 +50,8 @@ host = "127.0.0.1"
 port = $GW_PORT
 [logging]
 level = "info"               # everything on: one JSON log line per request (to a file), metrics, limits, auth
+[storage]
+data_dir = "$WORK/data"      # one per gateway: the embedded store locks its directory
 [[models]]
 name = "qwen"
 model_id = "Qwen/Qwen2.5-7B-Instruct"
@@ -63,10 +69,19 @@ wait_http "http://127.0.0.1:$GW_PORT/health"
 kill -0 "$GW_PID" 2>/dev/null || { echo "the gateway did not start (is port $GW_PORT taken?):" >&2; cat "$WORK/gateway.log" >&2; exit 1; }
 GW2_PID=""
 if [[ $TARGETS == *nometrics* ]]; then
-  sed -e "s/^port = $GW_PORT/port = $GW2_PORT/" "$WORK/gateway.toml" >"$WORK/gateway-nometrics.toml"
+  sed -e "s/^port = $GW_PORT/port = $GW2_PORT/" -e "s#^data_dir = \"$WORK/data\"#data_dir = \"$WORK/data-nometrics\"#" "$WORK/gateway.toml" >"$WORK/gateway-nometrics.toml"
   printf '[metrics]\nenabled = false\n' >>"$WORK/gateway-nometrics.toml"
   out/gateway serve "$WORK/gateway-nometrics.toml" >"$WORK/gateway2.log" 2>&1 & GW2_PID=$!; PIDS+=($GW2_PID)
   wait_http "http://127.0.0.1:$GW2_PORT/health"
+fi
+GW3_PID=""
+if [[ $TARGETS == *http1* ]]; then
+  # The same gateway, requests to the simulator carried by the gateway's own HTTP/1.1 client instead of SocketsHttpHandler.
+  sed -e "s/^port = $GW_PORT/port = $GW3_PORT/" -e "s#^data_dir = \"$WORK/data\"#data_dir = \"$WORK/data-http1\"#" "$WORK/gateway.toml" >"$WORK/gateway-http1.toml"
+  printf '[proxy]\nupstream_client = "http1"\n' >>"$WORK/gateway-http1.toml"
+  out/gateway serve "$WORK/gateway-http1.toml" >"$WORK/gateway3.log" 2>&1 & GW3_PID=$!; PIDS+=($GW3_PID)
+  wait_http "http://127.0.0.1:$GW3_PORT/health"
+  kill -0 "$GW3_PID" 2>/dev/null || { echo "the http1 gateway did not start (is port $GW3_PORT taken?):" >&2; cat "$WORK/gateway3.log" >&2; exit 1; }
 fi
 
 cat >"$WORK/nginx.conf" <<NGINX
@@ -133,6 +148,7 @@ for round in $(seq 1 "$ROUNDS"); do
         nginx) r=$(run $NGINX_PORT "$WORK/direct-$kind.lua" "$NGINX_WORKER") ;;
         gateway) r=$(run $GW_PORT "$WORK/gw-$kind.lua" "$GW_PID") ;;
         gateway-nometrics) r=$(run $GW2_PORT "$WORK/gw-$kind.lua" "$GW2_PID") ;;
+        gateway-http1) r=$(run $GW3_PORT "$WORK/gw-$kind.lua" "$GW3_PID") ;;
       esac
       RESULTS[$kind,$target]+="$r"$'\n'
       echo "round $round $kind $target: $r" >&2
@@ -144,6 +160,8 @@ median() { sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else pri
 col() { awk -v c="$1" 'NF { print $c }' <<<"$2" | median; }
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
 NGINX_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$NGINX_WORKER/status")
+RSS_MORE=""
+[[ -n $GW3_PID ]] && RSS_MORE="; gateway-http1: $(( $(awk '/VmRSS/ {print $2}' "/proc/$GW3_PID/status") / 1024 )) MB"
 
 {
   echo "| path | kind | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s vs nginx | CPU vs nginx |"
@@ -160,5 +178,5 @@ NGINX_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$NGINX_WORKER/status")
     done
   done
   echo
-  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores. Gateway RSS after the run: $((RSS_KB / 1024)) MB; nginx worker: $((NGINX_RSS_KB / 1024)) MB."
+  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores. Gateway RSS after the run: $((RSS_KB / 1024)) MB$RSS_MORE; nginx worker: $((NGINX_RSS_KB / 1024)) MB."
 } | tee ${OUT:+"$OUT"}

@@ -121,6 +121,12 @@ public static partial class ConfigLoader
 
         var proxy = new ProxyOptions();
         var px = f.Proxy;
+        var upstreamClient = px?.UpstreamClient switch
+        {
+            null or "sockets" => UpstreamClientKind.Sockets,
+            "http1" => UpstreamClientKind.Http1,
+            var other => throw new ConfigException($"{source}: proxy.upstream_client: '{other}' is not one of sockets, http1"),
+        };
         proxy = proxy with
         {
             ConnectTimeout = Limit(px?.ConnectTimeout, "proxy.connect_timeout", proxy.ConnectTimeout),
@@ -130,6 +136,7 @@ public static partial class ConfigLoader
             MaxResponseBytes = px?.MaxResponseBytes is { } mr ? (mr >= 1024 ? mr : throw new ConfigException($"{source}: proxy.max_response_bytes: {mr} is below 1024")) : proxy.MaxResponseBytes,
             MaxAttempts = Int(px?.MaxAttempts, "proxy.max_attempts", proxy.MaxAttempts, 1, 10),
             PassiveFailureThreshold = Int(px?.PassiveFailureThreshold, "proxy.passive_failure_threshold", proxy.PassiveFailureThreshold, 1, 1000),
+            UpstreamClient = upstreamClient,
         };
 
         var level = (Env("LOG_LEVEL") ?? f.Logging?.Level ?? "info").ToLowerInvariant();

@@ -69,6 +69,19 @@ public sealed record ProxyOptions
     public int MaxAttempts { get; init; } = 2;
     /// <summary>Consecutive backend-caused failures (connect errors, 5xx before the first byte) that eject a backend until active checks bring it back.</summary>
     public int PassiveFailureThreshold { get; init; } = 5;
+    /// <summary><c>upstream_client</c>: what carries requests to http:// backends (https ones always use SocketsHttpHandler).</summary>
+    public UpstreamClientKind UpstreamClient { get; init; } = UpstreamClientKind.Sockets;
+}
+
+public enum UpstreamClientKind : byte
+{
+    /// <summary><c>"sockets"</c>: .NET's SocketsHttpHandler for every backend.</summary>
+    Sockets,
+    /// <summary>
+    /// <c>"http1"</c>: the gateway's own HTTP/1.1 client (Proxy/Upstream) for http:// backends: ~10 KB less managed heap per open
+    /// stream and a few µs less CPU per request.
+    /// </summary>
+    Http1,
 }
 
 public sealed record ModelConfig

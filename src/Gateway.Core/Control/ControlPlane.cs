@@ -21,6 +21,7 @@ public sealed class ControlPlane : IAsyncDisposable
     private readonly GatewayOptions _options;
     private readonly BackendHealthRegistry _health;
     private readonly GatewayMetrics _metrics;
+    private readonly Action<Snapshot>? _prepare;
     private readonly GatewayLog _log;
     private readonly IConnectionMultiplexer? _redis;
     private readonly SemaphoreSlim _reloadLock = new(1, 1);
@@ -33,14 +34,16 @@ public sealed class ControlPlane : IAsyncDisposable
     private long _reloads;
 
     /// <param name="redis">Pub/sub for invalidations; null when Redis is not configured.</param>
+    /// <param name="prepare">Also runs on each new snapshot before it is swapped in: the host's upstream client resolves its routes.</param>
     public ControlPlane(IStore store, SnapshotHolder snapshots, GatewayOptions options, BackendHealthRegistry health, GatewayMetrics metrics,
-        GatewayLog log, IConnectionMultiplexer? redis)
+        GatewayLog log, IConnectionMultiplexer? redis, Action<Snapshot>? prepare = null)
     {
         Store = store;
         _snapshots = snapshots;
         _options = options;
         _health = health;
         _metrics = metrics;
+        _prepare = prepare;
         _log = log;
         _redis = store.IsShared ? redis : null; // an embedded store is this instance's alone: nobody else to tell
         // Only a shared store can hold keys this snapshot has not seen yet.
@@ -78,6 +81,7 @@ public sealed class ControlPlane : IAsyncDisposable
             var snapshot = await SnapshotBuilder.BuildAsync(Store, _snapshots.Current, _health, _options.DefaultRpm, _options.DefaultTpm, ct)
                 .ConfigureAwait(false);
             _metrics.Attach(snapshot);
+            _prepare?.Invoke(snapshot);
             _snapshots.Swap(snapshot);
             Interlocked.Increment(ref _reloads);
             Volatile.Write(ref _completed, covers);

@@ -37,18 +37,19 @@ public sealed class GatewayHost : IAsyncDisposable
         Log = new GatewayLog(options.LogLevel, options.LogFormat, logSink, Metrics.LogLinesDropped);
         Snapshots = new SnapshotHolder();
         Health = new BackendHealthRegistry();
+        _upstream = new UpstreamClient(options.Proxy);
         if (store is null)
         {
             var snapshot = Snapshot.FromConfig(options, health: Health);
             Metrics.Attach(snapshot);
+            _upstream.Attach(snapshot); // the backends' upstream routes, resolved once per snapshot
             Snapshots.Swap(snapshot);
         }
         // health_check.interval = 0 turns active checks off (and with them passive ejection, which only they could undo).
         _healthChecker = options.HealthCheck.Interval > TimeSpan.Zero ? new HealthChecker(Snapshots, Health, options.HealthCheck) : null;
         if (_healthChecker is not null) _healthChecker.StateChanged += OnHealthChanged;
-        _upstream = new UpstreamClient(options.Proxy);
         Limiter = CreateLimiter(options);
-        Control = store is null ? null : new ControlPlane(store, Snapshots, options, Health, Metrics, Log, _redis);
+        Control = store is null ? null : new ControlPlane(store, Snapshots, options, Health, Metrics, Log, _redis, _upstream.Attach);
         if (Control is not null && _healthChecker is not null)
         {
             // What this instance's checks see goes into the store, for the admin API; coalesced, never per check.
@@ -104,6 +105,8 @@ public sealed class GatewayHost : IAsyncDisposable
     public GatewayLog Log { get; }
     public GatewayApplication Application { get; }
     public int Port => _server.Port;
+    /// <summary>The upstream pools (SocketsHttpHandler, and Http1Client when proxy.upstream_client = "http1").</summary>
+    public UpstreamClient Upstream => _upstream;
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {

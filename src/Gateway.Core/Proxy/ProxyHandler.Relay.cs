@@ -12,12 +12,8 @@ namespace Gateway.Proxy;
 // Step 10 of the request path: relaying a response (JSON or SSE) that came back from the backend.
 public sealed partial class ProxyHandler
 {
-    private static bool IsEventStream(HttpResponseMessage response) =>
-        response.Content.Headers.NonValidated.TryGetValues(HeaderNames.ContentType, out var values) &&
-        values.ToString().StartsWith("text/event-stream", StringComparison.OrdinalIgnoreCase); // NonValidated: no header parsing
-
     private async Task RelayJsonAsync(
-        Exchange exchange, ProxyRequest request, Target target, HttpResponseMessage response, CancellationTokenSource cts, RateRequest rate)
+        Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts, RateRequest rate)
     {
         var (model, _, backendMetrics) = target;
         var idle = upstream.Options.StreamIdleTimeout;
@@ -27,10 +23,10 @@ public sealed partial class ProxyHandler
         long reading = Stopwatch.GetTimestamp();
         try
         {
-            var declared = response.Content.Headers.ContentLength;
+            var declared = response.ContentLength;
             if (declared > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
             raw.Ensure((int)(declared ?? 4096));
-            await using var stream = await response.Content.ReadAsStreamAsync(cts.Token);
+            await using var stream = await response.OpenBodyAsync(cts.Token); // Content-Length or chunked, de-chunked by either client
             while (true)
             {
                 cts.CancelAfter(idle); // a handful of reads per response: the timer change is cheap here
@@ -70,14 +66,13 @@ public sealed partial class ProxyHandler
         }
         else output.Write(json);
 
-        var contentType = response.Content.Headers.ContentType?.MediaType == "application/json"
-            ? "application/json" : response.Content.Headers.ContentType?.ToString() ?? "application/json";
+        var contentType = response.JsonContentType;
         SetOverheadHeader(exchange, record, record.Overhead(Stopwatch.GetTimestamp()));
-        await exchange.WriteBodyAsync((int)response.StatusCode, contentType, output.WrittenMemory);
+        await exchange.WriteBodyAsync(response.StatusCode, contentType, output.WrittenMemory);
     }
 
     private async Task RelayStreamAsync(
-        Exchange exchange, ProxyRequest request, Target target, HttpResponseMessage response, CancellationTokenSource upstreamCts,
+        Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource upstreamCts,
         TimeSpan firstByteLeft, RateRequest rate)
     {
         var (model, _, backendMetrics) = target;
@@ -92,8 +87,8 @@ public sealed partial class ProxyHandler
         // against TPM while it runs and a client that leaves has paid for what it got.
         using var state = new StreamState(model.AliasJson, request.Scan.ClientIncludeUsage, request.Scan.ClientContinuousUsage,
             rate.KeyId is null ? null : limiter, rate);
-        Stream stream;
-        try { stream = await response.Content.ReadAsStreamAsync(upstreamCts.Token); }
+        PipeReader reader;
+        try { reader = await response.OpenBodyReaderAsync(upstreamCts.Token); }
         catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
         {
             backendMetrics.BrokenStream.Inc();
@@ -102,34 +97,32 @@ public sealed partial class ProxyHandler
         }
         try
         {
-            await using (stream)
-            {
-                // Overhead of a stream: everything up to the first byte, minus the wait for the upstream's headers.
-                record.OverheadTicks = record.Overhead(Stopwatch.GetTimestamp());
-                SetOverheadHeader(exchange, record, record.OverheadTicks);
-                await exchange.ResponseBody.StartAsync();
-                // Memory per open stream is what bounds how many one instance holds: the request is sent (no retry once the
-                // stream started), so its two buffers go back to the pool now; and the reader waits with a zero-byte read, so a
-                // stream between tokens holds no read buffer of ours either.
-                if (response.RequestMessage?.Content is BufferContent sent) sent.Forget();
-                request.Body.Release();
-                request.Upstream.Release();
-                var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
-                // The client has its 200 now, so any timeout from here on is an error event, never a 504.
-                var watchdog = request.Watchdog;
-                watchdog.Start(upstreamCts, firstByteLeft, upstream.Options.StreamIdleTimeout, drainExpired);
-                RelayOutcome outcome;
-                try { outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted, watchdog); }
-                finally { watchdog.Stop(); }
-                // Client gone: the upstream socket closing is what stops the generation, by the relay's cancelled read or, when a
-                // flush found the client gone, by disposing the unread response below (MaxResponseDrainSize = 0: no drain).
-                // Cancelling upstreamCts would not: over HTTP/1.1 it reaches SendAsync only, up to the response headers.
-                if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
-                else if (outcome == RelayOutcome.UpstreamTimedOut) TimedOut(target);
-                // Timed out or shutting down: the watchdog cancelled the read, and disposing the response closes the connection,
-                // which is how vLLM learns to stop generating.
-                await reader.CompleteAsync();
-            }
+            // Overhead of a stream: everything up to the first byte, minus the wait for the upstream's headers.
+            record.OverheadTicks = record.Overhead(Stopwatch.GetTimestamp());
+            SetOverheadHeader(exchange, record, record.OverheadTicks);
+            await exchange.ResponseBody.StartAsync();
+            // Memory per open stream is what bounds how many one instance holds: the request is sent (no retry once the
+            // stream started), so its two buffers go back to the pool now; and the reader waits with a zero-byte read, so a
+            // stream between tokens holds no read buffer of ours either.
+            response.ForgetRequestBody();
+            request.Body.Release();
+            request.Upstream.Release();
+            // The client has its 200 now, so any timeout from here on is an error event, never a 504.
+            var watchdog = request.Watchdog;
+            watchdog.Start(upstreamCts, firstByteLeft, upstream.Options.StreamIdleTimeout, drainExpired);
+            RelayOutcome outcome;
+            try { outcome = await SseRelay.RunAsync(reader, exchange.Writer, state, exchange.RequestAborted, watchdog); }
+            finally { watchdog.Stop(); }
+            // Client gone: the upstream socket closing is what stops the generation, by the relay's cancelled read or, when a
+            // flush found the client gone, by disposing the unread response in the caller (no drain: the handler has
+            // MaxResponseDrainSize = 0, and Http1Client closes any connection whose body was not read to its end). Over the
+            // handler, cancelling upstreamCts alone would not: over HTTP/1.1 it reaches SendAsync only, up to the response
+            // headers. (Http1Client closes the socket whenever it fires.)
+            if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
+            else if (outcome == RelayOutcome.UpstreamTimedOut) TimedOut(target);
+            // Timed out or shutting down: the watchdog cancelled the read, and disposing the response closes the connection,
+            // which is how vLLM learns to stop generating.
+            await reader.CompleteAsync();
         }
         finally
         {

@@ -8,6 +8,7 @@ using Gateway.Http;
 using Gateway.Json;
 using Gateway.Limits;
 using Gateway.Observability;
+using Gateway.Proxy.Upstream;
 using Gateway.Routing;
 using Microsoft.Net.Http.Headers;
 
@@ -180,31 +181,23 @@ public sealed partial class ProxyHandler(
             }
             request.CountOn(backend.Load); // in flight until step 11, whatever the outcome; p2c reads it
 
-            // Step 9: forward. Only safe headers go upstream; never the client's Authorization.
-            using var message = new HttpRequestMessage(HttpMethod.Post, endpoint switch
-            {
-                ProxyEndpoint.ChatCompletions => backend.ChatCompletions,
-                ProxyEndpoint.Completions => backend.Completions,
-                _ => backend.Embeddings,
-            })
-            {
-                Version = HttpVersion.Version11,
-                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-                Content = new BufferContent(request.Upstream.WrittenMemory),
-            };
-            message.Headers.TryAddWithoutValidation(GatewayHeaders.RequestId, requestId);
-            if (exchange.RequestHeaders.Accept is { Count: > 0 } accept) message.Headers.TryAddWithoutValidation(HeaderNames.Accept, (string?)accept);
+            // Step 9: forward, through Http1Client when proxy.upstream_client = "http1" and the backend is http:// (its route was
+            // resolved with the snapshot), else through SocketsHttpHandler. Only safe headers go upstream; never the client's Authorization.
+            var route = upstream.RouteFor(backend, endpoint);
+            using var message = route is null ? CreateMessage(exchange, request, backend, endpoint, requestId) : null;
 
             // One pooled token source per request carries the client's abort and every upstream time limit.
             var cts = request.Cancellation(clientAborted);
             cts.CancelAfter(upstream.Options.FirstByteTimeout);
             record.Backend = backend;
             var backendMetrics = metrics.For(model, backend);
-            HttpResponseMessage response;
+            UpstreamResponse response;
             long sent = Stopwatch.GetTimestamp();
             try
             {
-                response = await upstream.Invoker.SendAsync(message, cts.Token);
+                response = message is not null
+                    ? new UpstreamResponse(await upstream.Invoker.SendAsync(message, cts.Token))
+                    : new UpstreamResponse(await upstream.Http1!.SendAsync(route!, request.Upstream.WrittenMemory, requestId, Http1Headers(exchange, request), cts.Token));
             }
             catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
             {
@@ -221,12 +214,13 @@ public sealed partial class ProxyHandler(
                 await ReplyErrorAsync(exchange, record, OpenAiError.BackendTimeout("The model server did not answer within the gateway's first-byte timeout."));
                 return;
             }
-            catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+            catch (Exception e) when (e is HttpRequestException or OperationCanceledException or UpstreamException)
             {
-                // Refused, reset or closed before any response byte, or not connected within connect_timeout (the handler's own
-                // cancellation, not ours): the client has seen nothing yet, so another backend may take it.
+                // Refused, reset or closed before any response byte, a response head that is not HTTP, or not connected within
+                // connect_timeout (the handler's own cancellation, not ours; http1's ConnectTimeout): the client has seen nothing
+                // yet, so another backend may take it. (Http1Client already resent once when a pooled connection turned out dead.)
                 record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
-                bool connectTimeout = e is OperationCanceledException;
+                bool connectTimeout = e is OperationCanceledException or UpstreamException { Failure: UpstreamFailure.ConnectTimeout };
                 (connectTimeout ? backendMetrics.Timeout : backendMetrics.Connect).Inc();
                 MarkFailed(model, backend);
                 if (attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
@@ -244,14 +238,17 @@ public sealed partial class ProxyHandler(
             record.UpstreamTicks += toHeaders;
             backendMetrics.Duration.Observe(RequestRecord.Seconds(toHeaders));
 
+            // Disposed on every way out, retry included: an http1 connection goes back to its pool only when its body was read to
+            // the end, and is closed otherwise.
             using (response)
             {
-                if ((int)response.StatusCode >= 500)
+                int status = response.StatusCode;
+                if (status >= 500)
                 {
                     backendMetrics.Status5xx.Inc();
                     MarkFailed(model, backend);
                 }
-                if (response.StatusCode == HttpStatusCode.ServiceUnavailable && attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
+                if (status == (int)HttpStatusCode.ServiceUnavailable && attempt < upstream.Options.MaxAttempts && model.Backends.Length > 1)
                 {
                     modelMetrics.Failovers.Inc();
                     failed = backend; // overloaded or starting; no byte reached the client yet
@@ -261,7 +258,7 @@ public sealed partial class ProxyHandler(
                 // the first-byte time).
                 cts.CancelAfter(Timeout.InfiniteTimeSpan);
                 var target = new Target(model, backend, backendMetrics);
-                if (request.Scan.Stream && response.StatusCode == HttpStatusCode.OK && IsEventStream(response))
+                if (request.Scan.Stream && status == (int)HttpStatusCode.OK && response.IsEventStream)
                 {
                     modelMetrics.ActiveStreams.Inc();
                     var firstByteLeft = upstream.Options.FirstByteTimeout - Stopwatch.GetElapsedTime(sent);
@@ -273,6 +270,39 @@ public sealed partial class ProxyHandler(
             }
             return;
         }
+    }
+
+    /// <summary>The request for SocketsHttpHandler: the spliced body (re-sendable on a dead pooled connection), X-Request-ID, Accept.</summary>
+    private static HttpRequestMessage CreateMessage(Exchange exchange, ProxyRequest request, Backend backend, ProxyEndpoint endpoint, string requestId)
+    {
+        var message = new HttpRequestMessage(HttpMethod.Post, endpoint switch
+        {
+            ProxyEndpoint.ChatCompletions => backend.ChatCompletions,
+            ProxyEndpoint.Completions => backend.Completions,
+            _ => backend.Embeddings,
+        })
+        {
+            Version = HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new BufferContent(request.Upstream.WrittenMemory),
+        };
+        message.Headers.TryAddWithoutValidation(GatewayHeaders.RequestId, requestId);
+        if (exchange.RequestHeaders.Accept is { Count: > 0 } accept) message.Headers.TryAddWithoutValidation(HeaderNames.Accept, (string?)accept);
+        return message;
+    }
+
+    /// <summary>
+    /// The headers Http1Client sends beyond its own (Host, Content-Type, Content-Length) and X-Request-ID: Accept, in the request's
+    /// reused list; null when there is none. An Accept the wire cannot carry as it is (control or non-ASCII characters) is left out
+    /// rather than failing the request.
+    /// </summary>
+    private static List<KeyValuePair<string, string>>? Http1Headers(Exchange exchange, ProxyRequest request)
+    {
+        var headers = request.UpstreamHeaders;
+        headers.Clear();
+        if (exchange.RequestHeaders.Accept is { Count: > 0 } accept && (string?)accept is { } value && value.AsSpan().IndexOfAnyExceptInRange(' ', '~') < 0)
+            headers.Add(new(HeaderNames.Accept, value));
+        return headers.Count == 0 ? null : headers;
     }
 
     /// <summary>

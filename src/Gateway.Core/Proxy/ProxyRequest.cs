@@ -17,6 +17,8 @@ internal sealed class ProxyRequest
     public PooledBuffer Body = new(4096);
     public PooledBuffer Upstream = new(4096);
     public PooledBuffer Response = new(4096);
+    /// <summary>Forwarded headers for Http1Client (Accept), refilled per attempt: a list per request would be an allocation.</summary>
+    public readonly List<KeyValuePair<string, string>> UpstreamHeaders = new(1);
 
     private CancellationTokenSource _cts = new();
     private CancellationTokenRegistration _clientAbort;
@@ -61,6 +63,7 @@ internal sealed class ProxyRequest
         request._clientAbort.Dispose();
         request._clientAbort = default;
         request.Record.Reset(0); // drop references (model, strings) while pooled
+        request.UpstreamHeaders.Clear();
         request.Body = Shrink(request.Body);
         request.Upstream = Shrink(request.Upstream);
         request.Response = Shrink(request.Response);

@@ -143,6 +143,8 @@ public sealed class Backend
     public Uri Embeddings { get; }
     /// <summary>The backend's resolved metric children (Observability.BackendMetrics).</summary>
     internal object? MetricsSlot { get; set; }
+    /// <summary>The backend's resolved upstream routes (Proxy.UpstreamClient), set when the snapshot is built.</summary>
+    internal object? UpstreamSlot { get; set; }
 }
 
 /// <summary>An API key as the request path needs it. The plaintext is never here.</summary>

@@ -46,6 +46,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal(TimeSpan.FromSeconds(5), o.Proxy.ConnectTimeout);
         Assert.Equal(TimeSpan.FromSeconds(300), o.Proxy.FirstByteTimeout);
         Assert.Equal(TimeSpan.FromSeconds(120), o.Proxy.StreamIdleTimeout);
+        Assert.Equal(UpstreamClientKind.Sockets, o.Proxy.UpstreamClient);
     }
 
     [Fact]
@@ -97,6 +98,9 @@ public sealed class ConfigLoaderTests
     [InlineData("[proxy]\nstream_idle_timeout = \"0s\"", "proxy.stream_idle_timeout: '0s' must be longer than zero")]
     [InlineData("[proxy]\nfirst_byte_timeout = \"soon\"", "proxy.first_byte_timeout: 'soon' is not a duration")]
     [InlineData("[proxy]\nresponse_headers_timeout = \"5s\"", "proxy.response_headers_timeout: unknown key")]
+    [InlineData("[proxy]\nupstream_client = \"h2\"", "proxy.upstream_client: 'h2' is not one of sockets, http1")]
+    [InlineData("[proxy]\nupstream_client = \"HTTP1\"", "proxy.upstream_client: 'HTTP1' is not one of sockets, http1")]
+    [InlineData("[proxy]\nupstream_client = 1", "line 2")]
     [InlineData("[[keys]]\nname = \"k\"", "keys[0]: needs key or key_hash")]
     [InlineData("[[keys]]\nname = \"k\"\nkey = \"sk-123\"", "keys[0].key: must be 'ml-'")]
     [InlineData("[[keys]]\nname = \"k\"\nkey_hash = \"abc\"", "keys[0].key_hash: must be 64 hex")]
@@ -116,6 +120,13 @@ public sealed class ConfigLoaderTests
     [InlineData("lb = \"p2c\"", BalancerKind.LeastOutstanding)]
     public void Lb_picks_the_balancing_policy(string line, BalancerKind expected) =>
         Assert.Equal(expected, Assert.Single(Load($"[[models]]\nname = \"a\"\nmodel_id = \"x\"\n{line}").Models).Lb);
+
+    [Theory]
+    [InlineData("", UpstreamClientKind.Sockets)]
+    [InlineData("upstream_client = \"sockets\"", UpstreamClientKind.Sockets)]
+    [InlineData("upstream_client = \"http1\"", UpstreamClientKind.Http1)]
+    public void Upstream_client_picks_what_carries_requests_to_http_backends(string line, UpstreamClientKind expected) =>
+        Assert.Equal(expected, Load($"[proxy]\n{line}").Proxy.UpstreamClient);
 
     [Fact]
     public void A_bad_port_in_the_environment_is_named()

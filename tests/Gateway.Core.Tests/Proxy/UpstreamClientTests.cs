@@ -2,6 +2,7 @@ using System.Net.ServerSentEvents;
 using System.Text;
 using Gateway.Config;
 using Gateway.Proxy;
+using Gateway.Routing;
 using Gateway.Simulation;
 
 namespace Gateway.Tests.Proxy;
@@ -39,5 +40,41 @@ public sealed class UpstreamClientTests : IAsyncLifetime
         while (_sim.CancelledStreams == 0 && _sim.StatsFor(_sim.Options.Models[0]).Success == 0 && DateTime.UtcNow < deadline) await Task.Delay(10);
         Assert.Equal(0, _sim.StatsFor(_sim.Options.Models[0]).Success);
         Assert.Equal(1, _sim.CancelledStreams);
+    }
+
+    private static Snapshot SnapshotWith(params string[] urls) => Snapshot.FromConfig(new GatewayOptions
+    {
+        Models = [new ModelConfig { Name = "m", ModelId = "m", Backends = urls.Select(u => new BackendConfig { Url = u }).ToArray() }],
+    });
+
+    [Fact]
+    public void Without_the_switch_every_backend_goes_through_the_handler()
+    {
+        using var upstream = new UpstreamClient(new ProxyOptions());
+        var snapshot = SnapshotWith("http://127.0.0.1:8000");
+        upstream.Attach(snapshot);
+        Assert.Null(upstream.Http1);
+        Assert.Null(upstream.RouteFor(snapshot.Models[0].Backends[0], ProxyEndpoint.ChatCompletions));
+    }
+
+    [Fact]
+    public void With_http1_http_backends_get_a_route_per_endpoint_resolved_when_attached_and_https_ones_stay_on_the_handler()
+    {
+        using var upstream = new UpstreamClient(new ProxyOptions { UpstreamClient = UpstreamClientKind.Http1 });
+        var snapshot = SnapshotWith("http://127.0.0.1:8000/", "https://vllm.example:8443");
+        upstream.Attach(snapshot);
+        var (plain, tls) = (snapshot.Models[0].Backends[0], snapshot.Models[0].Backends[1]);
+        Assert.NotNull(plain.UpstreamSlot);
+        Assert.Equal("http://127.0.0.1:8000/v1/chat/completions", upstream.RouteFor(plain, ProxyEndpoint.ChatCompletions)!.Uri.ToString());
+        Assert.Equal("http://127.0.0.1:8000/v1/completions", upstream.RouteFor(plain, ProxyEndpoint.Completions)!.Uri.ToString());
+        Assert.Equal("http://127.0.0.1:8000/v1/embeddings", upstream.RouteFor(plain, ProxyEndpoint.Embeddings)!.Uri.ToString());
+        Assert.Same(upstream.RouteFor(plain, ProxyEndpoint.ChatCompletions), upstream.RouteFor(plain, ProxyEndpoint.ChatCompletions));
+        Assert.Null(upstream.RouteFor(tls, ProxyEndpoint.ChatCompletions));
+
+        // A snapshot nobody attached (or another gateway's routes in the slot) resolves on first use, for this client.
+        var unattached = SnapshotWith("http://127.0.0.1:8001").Models[0].Backends[0];
+        Assert.Equal("http://127.0.0.1:8001/v1/completions", upstream.RouteFor(unattached, ProxyEndpoint.Completions)!.Uri.ToString());
+        using var other = new UpstreamClient(new ProxyOptions { UpstreamClient = UpstreamClientKind.Http1 });
+        Assert.NotSame(upstream.RouteFor(plain, ProxyEndpoint.Embeddings), other.RouteFor(plain, ProxyEndpoint.Embeddings));
     }
 }

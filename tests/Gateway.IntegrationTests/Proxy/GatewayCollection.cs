@@ -1,6 +1,20 @@
+using Gateway.Config;
 using Gateway.Testing;
 
 namespace Gateway.IntegrationTests.Proxy;
 
 [CollectionDefinition("gateway")]
 public sealed class GatewayCollection : ICollectionFixture<GatewayFixture>;
+
+/// <summary>
+/// The same gateway with <c>proxy.upstream_client = "http1"</c>, so the proxy and streaming tests run over both upstream clients
+/// (each test class has a concrete subclass per collection). A collection of its own: it runs beside "gateway", not after it.
+/// </summary>
+[CollectionDefinition("gateway-http1")]
+public sealed class Http1GatewayCollection : ICollectionFixture<Http1GatewayFixture>;
+
+public sealed class Http1GatewayFixture : GatewayFixture
+{
+    protected override GatewayOptions Configure(GatewayOptions options) =>
+        options with { Proxy = options.Proxy with { UpstreamClient = UpstreamClientKind.Http1 } };
+}

@@ -2,12 +2,14 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Gateway.Config;
+using Gateway.Proxy;
 using Gateway.Testing;
 
 namespace Gateway.IntegrationTests.Proxy;
 
-[Collection("gateway")]
-public sealed class ProxyTests(GatewayFixture fx) : SimulatorResetting(fx)
+/// <summary>The proxy path end to end, over each upstream client (the subclasses at the end pick the fixture).</summary>
+public abstract class ProxyTests(GatewayFixture fx) : SimulatorResetting(fx)
 {
     private static JsonElement Json(byte[] body) => JsonDocument.Parse(body).RootElement.Clone();
 
@@ -159,4 +161,36 @@ public sealed class ProxyTests(GatewayFixture fx) : SimulatorResetting(fx)
         });
         await Task.WhenAll(tasks);
     }
+
+    [Fact]
+    public async Task Requests_go_through_the_configured_upstream_client_and_reuse_its_connections()
+    {
+        async Task Chat()
+        {
+            using var response = await _fx.Client.SendAsync(_fx.Post("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        await Chat();
+        var upstream = _fx.Gateway.Upstream;
+        var backend = _fx.Gateway.Snapshots.Current!.FindModel("qwen")!.Backends[0];
+        var route = upstream.RouteFor(backend, ProxyEndpoint.ChatCompletions);
+        if (_fx.Gateway.Options.Proxy.UpstreamClient == UpstreamClientKind.Sockets)
+        {
+            Assert.Null(route);
+            return;
+        }
+        Assert.NotNull(route);
+        Assert.Same(route, upstream.RouteFor(backend, ProxyEndpoint.ChatCompletions)); // resolved with the snapshot, not per request
+        var opened = upstream.Http1!.ConnectionsOpened(route);
+        Assert.True(opened > 0);
+        // A JSON body read to its end gives the connection back to the pool: one after another, no new connection.
+        for (int i = 0; i < 3; i++) await Chat();
+        Assert.Equal(opened, upstream.Http1.ConnectionsOpened(route));
+    }
 }
+
+[Collection("gateway")]
+public sealed class ProxyTestsOverSockets(GatewayFixture fx) : ProxyTests(fx);
+
+[Collection("gateway-http1")]
+public sealed class ProxyTestsOverHttp1(Http1GatewayFixture fx) : ProxyTests(fx);

@@ -7,8 +7,8 @@ using Gateway.Testing;
 
 namespace Gateway.IntegrationTests.Proxy;
 
-[Collection("gateway")]
-public sealed class StreamingTests(GatewayFixture fx) : SimulatorResetting(fx)
+/// <summary>SSE relay end to end, over each upstream client (the subclasses at the end pick the fixture).</summary>
+public abstract class StreamingTests(GatewayFixture fx) : SimulatorResetting(fx)
 {
     private async Task<(HttpResponseMessage Response, List<string> Events)> Stream(string body)
     {
@@ -111,3 +111,9 @@ public sealed class StreamingTests(GatewayFixture fx) : SimulatorResetting(fx)
         Assert.True(deadline.ElapsedMilliseconds < 2000, $"upstream cancelled after {deadline.ElapsedMilliseconds} ms");
     }
 }
+
+[Collection("gateway")]
+public sealed class StreamingTestsOverSockets(GatewayFixture fx) : StreamingTests(fx);
+
+[Collection("gateway-http1")]
+public sealed class StreamingTestsOverHttp1(Http1GatewayFixture fx) : StreamingTests(fx);

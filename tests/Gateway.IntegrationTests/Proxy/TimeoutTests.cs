@@ -12,7 +12,8 @@ namespace Gateway.IntegrationTests.Proxy;
 
 /// <summary>
 /// proxy.first_byte_timeout and proxy.stream_idle_timeout against a slow simulator: a 504 while nothing reached the client, an error
-/// event and no [DONE] once the stream started. Bounds are generous (a loaded machine); timing targets live in benchmarks.
+/// event and no [DONE] once the stream started; over both upstream clients. Bounds are generous (a loaded machine); timing targets
+/// live in benchmarks.
 /// </summary>
 public sealed class TimeoutTests : IAsyncLifetime
 {
@@ -29,13 +30,15 @@ public sealed class TimeoutTests : IAsyncLifetime
         await _sim.DisposeAsync();
     }
 
-    private async Task<HttpClient> Gateway(TimeSpan firstByte, TimeSpan idle, bool healthChecks = false, TimeSpan? connect = null, string[]? backends = null)
+    private async Task<HttpClient> Gateway(UpstreamClientKind upstream, TimeSpan firstByte, TimeSpan idle, bool healthChecks = false, TimeSpan? connect = null,
+        string[]? backends = null)
     {
         var options = GatewayFixture.BuildOptions(_sim.BaseUrl) with
         {
             Proxy = new ProxyOptions
             {
                 FirstByteTimeout = firstByte, StreamIdleTimeout = idle, PassiveFailureThreshold = 1, ConnectTimeout = connect ?? TimeSpan.FromSeconds(5),
+                UpstreamClient = upstream,
             },
             Models = [new ModelConfig { Name = "qwen", ModelId = GatewayFixture.ModelId, Backends = (backends ?? [_sim.BaseUrl]).Select(u => new BackendConfig { Url = u }).ToList() }],
             // Checks on but rare: the first round marks the backend healthy, then only passive marks move it within a test.
@@ -71,10 +74,12 @@ public sealed class TimeoutTests : IAsyncLifetime
         Assert.False(string.IsNullOrEmpty(error.GetProperty("message").GetString()));
     }
 
-    [Fact]
-    public async Task A_backend_slower_than_the_first_byte_timeout_is_a_504_within_the_timeout_and_a_passive_failure()
+    [Theory]
+    [InlineData(UpstreamClientKind.Sockets)]
+    [InlineData(UpstreamClientKind.Http1)]
+    public async Task A_backend_slower_than_the_first_byte_timeout_is_a_504_within_the_timeout_and_a_passive_failure(UpstreamClientKind upstream)
     {
-        var client = await Gateway(firstByte: TimeSpan.FromMilliseconds(500), idle: TimeSpan.FromSeconds(30), healthChecks: true);
+        var client = await Gateway(upstream, firstByte: TimeSpan.FromMilliseconds(500), idle: TimeSpan.FromSeconds(30), healthChecks: true);
         _sim.Options.TtftMs = 10_000; // non-stream: the whole answer, headers included, comes after TTFT
         var clock = Stopwatch.StartNew();
         using var response = await client.SendAsync(GatewayFixture.CreatePost("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}"));
@@ -86,10 +91,12 @@ public sealed class TimeoutTests : IAsyncLifetime
         Assert.False(_gateway!.Health.For(GatewayFixture.ModelId, _sim.BaseUrl).Healthy);
     }
 
-    [Fact]
-    public async Task A_stream_that_stalls_ends_with_a_timeout_event_no_done_and_the_upstream_is_cancelled()
+    [Theory]
+    [InlineData(UpstreamClientKind.Sockets)]
+    [InlineData(UpstreamClientKind.Http1)]
+    public async Task A_stream_that_stalls_ends_with_a_timeout_event_no_done_and_the_upstream_is_cancelled(UpstreamClientKind upstream)
     {
-        var client = await Gateway(firstByte: TimeSpan.FromSeconds(30), idle: TimeSpan.FromMilliseconds(500));
+        var client = await Gateway(upstream, firstByte: TimeSpan.FromSeconds(30), idle: TimeSpan.FromMilliseconds(500));
 
         // Gaps under the idle limit: the stream completes.
         _sim.Options.ItlMs = 100;
@@ -110,10 +117,12 @@ public sealed class TimeoutTests : IAsyncLifetime
         Assert.Equal(cancelledBefore + 1, _sim.CancelledStreams);
     }
 
-    [Fact]
-    public async Task A_streams_first_event_may_take_the_first_byte_timeout_but_not_longer()
+    [Theory]
+    [InlineData(UpstreamClientKind.Sockets)]
+    [InlineData(UpstreamClientKind.Http1)]
+    public async Task A_streams_first_event_may_take_the_first_byte_timeout_but_not_longer(UpstreamClientKind upstream)
     {
-        var client = await Gateway(firstByte: TimeSpan.FromSeconds(2), idle: TimeSpan.FromMilliseconds(300));
+        var client = await Gateway(upstream, firstByte: TimeSpan.FromSeconds(2), idle: TimeSpan.FromMilliseconds(300));
 
         // vLLM sends a stream's headers at once and its first event after queueing and prefill: longer than the idle limit is fine.
         _sim.Options.TtftMs = 900;
@@ -128,11 +137,13 @@ public sealed class TimeoutTests : IAsyncLifetime
         Assert.InRange(elapsed, TimeSpan.FromMilliseconds(1900), TimeSpan.FromSeconds(10));
     }
 
-    [Fact]
-    public async Task A_backend_that_accepts_no_connection_times_out_after_connect_timeout_and_is_failed_over()
+    [Theory]
+    [InlineData(UpstreamClientKind.Sockets)]
+    [InlineData(UpstreamClientKind.Http1)]
+    public async Task A_backend_that_accepts_no_connection_times_out_after_connect_timeout_and_is_failed_over(UpstreamClientKind upstream)
     {
         using var silent = await UnacceptingListener.StartAsync();
-        var client = await Gateway(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30), connect: TimeSpan.FromMilliseconds(500), backends: [silent.Url]);
+        var client = await Gateway(upstream, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30), connect: TimeSpan.FromMilliseconds(500), backends: [silent.Url]);
         var clock = Stopwatch.StartNew();
         using (var response = await client.SendAsync(GatewayFixture.CreatePost("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}")))
         {
@@ -144,7 +155,7 @@ public sealed class TimeoutTests : IAsyncLifetime
         // Nothing reached a model, so another backend takes the request: no client sees the silent one.
         await _gateway!.DisposeAsync();
         _client!.Dispose();
-        client = await Gateway(TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30), connect: TimeSpan.FromMilliseconds(300), backends: [silent.Url, _sim.BaseUrl]);
+        client = await Gateway(upstream, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30), connect: TimeSpan.FromMilliseconds(300), backends: [silent.Url, _sim.BaseUrl]);
         for (int i = 0; i < 4; i++)
         {
             using var response = await client.SendAsync(GatewayFixture.CreatePost("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}"));

@@ -11,10 +11,13 @@ namespace Gateway.IntegrationTests.Routing;
 /// <summary>Health decides where traffic goes: unready backends get none, a dead one is failed over and then ejected.</summary>
 public sealed class HealthRoutingTests(ITestOutputHelper output)
 {
-    private static async Task<(GatewayHost, HttpClient)> Gateway(params VllmSimulator[] sims)
+    private static Task<(GatewayHost, HttpClient)> Gateway(params VllmSimulator[] sims) => Gateway(UpstreamClientKind.Sockets, sims);
+
+    private static async Task<(GatewayHost, HttpClient)> Gateway(UpstreamClientKind upstream, params VllmSimulator[] sims)
     {
         var options = GatewayFixture.BuildOptions(sims[0].BaseUrl) with
         {
+            Proxy = new ProxyOptions { UpstreamClient = upstream },
             HealthCheck = new HealthCheckOptions { Interval = TimeSpan.FromMilliseconds(100), Timeout = TimeSpan.FromSeconds(3), HealthyThreshold = 2, UnhealthyThreshold = 1 },
             Models = [new ModelConfig { Name = "qwen", ModelId = GatewayFixture.ModelId, Backends = sims.Select(s => new BackendConfig { Url = s.BaseUrl }).ToList() }],
         };
@@ -59,12 +62,14 @@ public sealed class HealthRoutingTests(ITestOutputHelper output)
         await BadInputTests.AssertError(response, 503, "no_healthy_backend", null);
     }
 
-    [Fact]
-    public async Task Killing_one_of_two_backends_under_load_costs_no_client_errors()
+    [Theory]
+    [InlineData(UpstreamClientKind.Sockets)]
+    [InlineData(UpstreamClientKind.Http1)]
+    public async Task Killing_one_of_two_backends_under_load_costs_no_client_errors(UpstreamClientKind upstream)
     {
         await using var a = await VllmSimulator.StartAsync(new SimulatorOptions { Port = 0 });
         var b = await VllmSimulator.StartAsync(new SimulatorOptions { Port = 0 });
-        var (gateway, client) = await Gateway(a, b);
+        var (gateway, client) = await Gateway(upstream, a, b);
         await using var _ = gateway;
         using var __ = client;
         int errors = 0, done = 0;

@@ -1,0 +1,286 @@
+using System.Buffers;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+
+namespace Gateway.Proxy.Upstream;
+
+/// <summary>
+/// One keep-alive TCP connection to a backend and the state of the one exchange it carries at a time. Everything per connection is
+/// allocated once (this object, its socket and the socket's cached async event args, the body stream); per request it rents one
+/// buffer for the request head (+ small body) and one for the response head, and gives both back as soon as they are drained, so a
+/// stream waiting between tokens holds no buffer at all.
+/// </summary>
+internal sealed partial class Http1Connection
+{
+    private const int HeadBufferSize = 4096;
+
+    /// <summary>Bodies up to this size are copied behind the head and go out in one send; larger ones in a second send.</summary>
+    private const int CopyBodyLimit = 64 * 1024;
+
+    private readonly Socket _socket;
+    private readonly Http1Pool _pool;
+    private int _closed;
+
+    // The response head buffer; after the head it holds the body bytes that arrived with it, [_start, _end).
+    private byte[]? _buffer;
+    private int _start, _end;
+
+    private byte[] _contentType = [];
+    private CancellationToken _requestToken;
+    private CancellationTokenRegistration _abortOnCancel;
+
+    public Http1Connection(Http1Pool pool, Socket socket)
+    {
+        _pool = pool;
+        _socket = socket;
+        Body = new Http1BodyStream(this);
+    }
+
+    /// <summary>Bumped when an exchange ends: a stale <see cref="Http1Response"/> copy no longer matches and cannot touch the next one.</summary>
+    public int Generation { get; private set; }
+
+    /// <summary>True once the connection completed an exchange and went back to the pool.</summary>
+    public bool Reused { get; private set; }
+
+    /// <summary><see cref="Environment.TickCount64"/> when it was last put in the pool.</summary>
+    public long IdleSince { get; set; }
+
+    public int StatusCode { get; private set; }
+    public long ContentLength { get; private set; }
+    public ReadOnlySpan<byte> ContentType => _contentType.AsSpan(0, _contentTypeLength);
+    private int _contentTypeLength;
+
+    public Http1BodyStream Body { get; }
+
+    /// <summary>Created on first use and kept: a connection read only through <see cref="Body"/> never pays for it.</summary>
+    public Http1BodyReader BodyReader => _bodyReader ??= new Http1BodyReader(this);
+    private Http1BodyReader? _bodyReader;
+
+    public bool IsClosed => Volatile.Read(ref _closed) != 0;
+
+    /// <summary>For tests and the memory probe: whether the connection holds a rented buffer right now.</summary>
+    internal bool HoldsBuffer => _buffer is not null;
+
+    /// <summary>
+    /// An idle connection is usable when the server has neither closed it nor sent anything: a readable idle socket means EOF, a
+    /// reset or stray bytes, all of which rule it out. One poll(2) with a zero timeout.
+    /// </summary>
+    public bool IsUsableWhenIdle()
+    {
+        if (IsClosed) return false;
+        try { return !_socket.Poll(0, SelectMode.SelectRead); }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException) { return false; }
+    }
+
+    /// <summary>Starts an exchange: cancelling <paramref name="cancellationToken"/> from now until the response is disposed closes the socket.</summary>
+    public void Begin(CancellationToken cancellationToken)
+    {
+        _requestToken = cancellationToken;
+        _bodyDone = false;
+        _keepAlive = false;
+        StatusCode = 0;
+        ContentLength = -1;
+        _contentTypeLength = 0;
+        _bodyReader?.Reset();
+        // Closing the socket is what makes vLLM stop generating, so cancellation must reach it even while nobody is reading.
+        if (cancellationToken.CanBeCanceled)
+            _abortOnCancel = cancellationToken.UnsafeRegister(static s => ((Http1Connection)s!).Close(), this);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask SendRequestAsync(Http1Route route, ReadOnlyMemory<byte> body, string? requestId,
+        IReadOnlyList<KeyValuePair<string, string>>? headers, int headLength)
+    {
+        bool copyBody = body.Length <= CopyBodyLimit;
+        var buffer = ArrayPool<byte>.Shared.Rent(copyBody ? headLength + body.Length : headLength);
+        try
+        {
+            int length = RequestWriter.Write(buffer, route, body.Length, requestId, headers);
+            if (copyBody)
+            {
+                body.Span.CopyTo(buffer.AsSpan(length));
+                length += body.Length;
+            }
+            ReadOnlyMemory<byte> pending = buffer.AsMemory(0, length);
+            SendNow(ref pending);
+            while (!pending.IsEmpty) pending = pending[await _socket.SendAsync(pending, SocketFlags.None).ConfigureAwait(false)..];
+            pending = copyBody ? default : body;
+            SendNow(ref pending);
+            while (!pending.IsEmpty) pending = pending[await _socket.SendAsync(pending, SocketFlags.None).ConfigureAwait(false)..];
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Nothing came back yet: on a reused connection this is the server's idle close racing our send.
+            throw Failure(e, Reused ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
+                "The connection to the upstream failed while sending the request.", default);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Sends what the kernel takes right now with a plain non-blocking send(2) (the socket is non-blocking, so this never waits). A
+    /// request almost always fits the socket buffer, so the async send, and the ~300-byte event args .NET caches per socket for it,
+    /// are only ever needed for a body the kernel cannot take at once.
+    /// </summary>
+    private void SendNow(ref ReadOnlyMemory<byte> pending)
+    {
+        if (pending.IsEmpty) return;
+        int sent = _socket.Send(pending.Span, SocketFlags.None, out var error);
+        if (error == SocketError.Success) pending = pending[sent..];
+        else if (error != SocketError.WouldBlock) throw new SocketException((int)error);
+    }
+
+    /// <summary>Reads until the final (non-1xx) response head is complete and sets up the body framing it announces.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask ReadHeadAsync(int maxHeadBytes)
+    {
+        _buffer ??= ArrayPool<byte>.Shared.Rent(HeadBufferSize);
+        _start = _end = 0;
+        bool received = false;
+        while (true)
+        {
+            if (_end > _start)
+            {
+                var status = ResponseHeadParser.TryParse(_buffer.AsSpan(_start, _end - _start), out var head, out var error);
+                if (status == HeadStatus.Invalid) throw Failure(null, UpstreamFailure.InvalidResponse, "Invalid upstream response: " + error, default);
+                if (status == HeadStatus.Complete)
+                {
+                    if (head.Length > maxHeadBytes) throw HeadTooLarge(maxHeadBytes);
+                    if (head.StatusCode >= 200)
+                    {
+                        Accept(head);
+                        return;
+                    }
+                    // 100 Continue, 103 Early Hints: interim heads without a body; the real one follows. 101 we never asked for.
+                    if (head.StatusCode == 101) throw Failure(null, UpstreamFailure.InvalidResponse, "Invalid upstream response: 101 Switching Protocols.", default);
+                    _start += head.Length;
+                    continue;
+                }
+                if (_end - _start >= maxHeadBytes) throw HeadTooLarge(maxHeadBytes);
+            }
+            MakeRoomForHead();
+            int n;
+            try { n = await _socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None).ConfigureAwait(false); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                throw Failure(e, Reused && !received ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
+                    "The upstream connection was reset before the response headers.", default);
+            }
+            if (n == 0)
+            {
+                throw Failure(null, Reused && !received ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
+                    "The upstream closed the connection before the response headers.", default);
+            }
+            received = true;
+            _end += n;
+        }
+    }
+
+    private Exception HeadTooLarge(int max) =>
+        Failure(null, UpstreamFailure.HeadersTooLarge, $"The upstream response head exceeds {max} bytes.", default);
+
+    /// <summary>Shifts unparsed bytes to the front, or moves them to a buffer twice the size when they fill it.</summary>
+    private void MakeRoomForHead()
+    {
+        var buffer = _buffer!;
+        if (_end < buffer.Length) return;
+        int length = _end - _start;
+        if (_start > 0 && length < buffer.Length / 2)
+        {
+            buffer.AsSpan(_start, length).CopyTo(buffer);
+        }
+        else
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+            buffer.AsSpan(_start, length).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(buffer);
+            _buffer = larger;
+        }
+        _start = 0;
+        _end = length;
+    }
+
+    private void Accept(in ResponseHead head)
+    {
+        StatusCode = head.StatusCode;
+        if (head.ContentTypeLength > 0)
+        {
+            if (_contentType.Length < head.ContentTypeLength) _contentType = new byte[Math.Max(64, head.ContentTypeLength)];
+            _buffer.AsSpan(_start + head.ContentTypeOffset, head.ContentTypeLength).CopyTo(_contentType);
+            _contentTypeLength = head.ContentTypeLength;
+        }
+        _keepAlive = !head.ConnectionClose && !head.Http10;
+        if (StatusCode is 204 or 304)
+        {
+            _framing = Framing.None; // no body, whatever the headers say (RFC 9112 §6.3)
+            _bodyDone = true;
+            ContentLength = 0;
+        }
+        else if (head.Chunked)
+        {
+            _framing = Framing.Chunked;
+            _chunked.Reset();
+        }
+        else if (head.OtherTransferCoding || head.ContentLength < 0)
+        {
+            _framing = Framing.UntilClose;
+            _keepAlive = false;
+        }
+        else
+        {
+            _framing = Framing.ContentLength;
+            ContentLength = _remaining = head.ContentLength;
+            _bodyDone = _remaining == 0;
+        }
+        _start += head.Length;
+        if (_start == _end) ReturnBuffer();
+    }
+
+    private void ReturnBuffer()
+    {
+        if (_buffer is { } buffer)
+        {
+            _buffer = null;
+            _start = _end = 0;
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Closes the socket (once). Safe from any thread, also from the cancellation callback while an operation is pending: the pending
+    /// receive or send then fails and its owner sees <see cref="IsClosed"/>. The rented buffer is given back by the owner, never here.
+    /// </summary>
+    public void Close()
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0) return;
+        _socket.Dispose();
+        _pool.OnClosed();
+    }
+
+    /// <summary>Ends the exchange and drops the connection: used on any failure before a response was handed out.</summary>
+    public void Discard()
+    {
+        _abortOnCancel.Dispose();
+        _abortOnCancel = default;
+        _requestToken = default;
+        Close();
+        ReturnBuffer();
+        _bodyReader?.Reset();
+        Generation++;
+    }
+
+    /// <summary>
+    /// The exception for a failed socket operation. Any failure closes the socket; a cancelled request is reported as cancellation
+    /// (that is what closed the socket), never as an upstream failure.
+    /// </summary>
+    private Exception Failure(Exception? inner, UpstreamFailure failure, string message, CancellationToken readToken)
+    {
+        Close();
+        if (_requestToken.IsCancellationRequested) return new OperationCanceledException(_requestToken);
+        if (readToken.IsCancellationRequested) return new OperationCanceledException(readToken);
+        return new UpstreamException(failure, message, inner);
+    }
+}

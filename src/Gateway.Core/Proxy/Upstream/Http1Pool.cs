@@ -1,0 +1,168 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Gateway.Proxy.Upstream;
+
+/// <summary>
+/// The connections to one backend (host:port). Idle connections sit on a stack under a lock held for a push or a pop (no allocation,
+/// unlike ConcurrentStack's node per push): last in, first out, so the busiest few stay warm and the surplus sinks to the bottom,
+/// where it is also the oldest, so the sweep trims from there.
+/// </summary>
+internal sealed class Http1Pool : IDisposable
+{
+    /// <summary>Idle time after which a connection is polled for a server-side close before reuse.</summary>
+    private const long PollAfterIdleMs = 1000;
+
+    private readonly Lock _lock = new();
+    private readonly Http1ClientOptions _options;
+    private readonly long _idleMs;
+    private readonly EndPoint _endPoint;
+    private readonly AddressFamily _family;
+    private Http1Connection[] _idle = new Http1Connection[16];
+    private int _count;
+    private bool _disposed;
+    private long _opened;
+    private long _open;
+    private long _foundDead;
+
+    public Http1Pool(string host, int port, Http1ClientOptions options)
+    {
+        _options = options;
+        _idleMs = (long)options.IdleTimeout.TotalMilliseconds;
+        if (IPAddress.TryParse(host, out var address))
+        {
+            _endPoint = new IPEndPoint(address, port);
+            _family = address.AddressFamily;
+        }
+        else
+        {
+            // A name: resolved at each connect (as SocketsHttpHandler does), all addresses tried; a dual-mode socket takes v4 and v6.
+            _endPoint = new DnsEndPoint(host, port);
+            _family = AddressFamily.Unspecified;
+        }
+    }
+
+    /// <summary>Connections opened since the start (for tests and metrics).</summary>
+    public long ConnectionsOpened => Interlocked.Read(ref _opened);
+
+    /// <summary>Connections open now, idle or busy.</summary>
+    public long ConnectionsOpen => Interlocked.Read(ref _open);
+
+    /// <summary>Idle connections found closed by the server when polled before reuse (for tests).</summary>
+    internal long FoundDeadBeforeUse => Interlocked.Read(ref _foundDead);
+
+    public int IdleCount
+    {
+        get { lock (_lock) return _count; }
+    }
+
+    /// <summary>The most recently used idle connection that is still usable, or null; stale ones met on the way are closed.</summary>
+    public Http1Connection? TryRentIdle()
+    {
+        long now = Environment.TickCount64;
+        while (true)
+        {
+            Http1Connection connection;
+            lock (_lock)
+            {
+                if (_count == 0) return null;
+                connection = _idle[--_count];
+                _idle[_count] = null!;
+            }
+            long idle = now - connection.IdleSince;
+            // A poll(2) per request costs about as much as the rest of the pool: only connections idle long enough for a server's
+            // keep-alive close to be plausible are polled. A fresher one the server dropped anyway (a crash, a restart) fails before
+            // any response byte, and SendAsync retries that once on a new connection.
+            if (idle < _idleMs && (idle < PollAfterIdleMs || connection.IsUsableWhenIdle())) return connection;
+            if (idle < _idleMs) Interlocked.Increment(ref _foundDead);
+            connection.Discard();
+        }
+    }
+
+    public void Return(Http1Connection connection)
+    {
+        connection.IdleSince = Environment.TickCount64;
+        lock (_lock)
+        {
+            if (!_disposed && _count < _options.MaxIdleConnectionsPerEndpoint)
+            {
+                if (_count == _idle.Length) Array.Resize(ref _idle, _idle.Length * 2);
+                _idle[_count++] = connection;
+                return;
+            }
+        }
+        connection.Discard();
+    }
+
+    public async ValueTask<Http1Connection> ConnectAsync(CancellationToken cancellationToken)
+    {
+        var socket = _family == AddressFamily.Unspecified
+            ? new Socket(SocketType.Stream, ProtocolType.Tcp)
+            : new Socket(_family, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.NoDelay = true; // the request and every SSE chunk must leave now, not after Nagle's wait for an ACK
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_options.ConnectTimeout);
+            try
+            {
+                await socket.ConnectAsync(_endPoint, timeout.Token).ConfigureAwait(false);
+                socket.Blocking = false; // synchronous sends return instead of waiting (see Http1Connection.SendNow); async I/O is unaffected
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new UpstreamException(UpstreamFailure.ConnectTimeout, $"Connecting to {_endPoint} timed out after {_options.ConnectTimeout.TotalSeconds:0.###} s.");
+            }
+            catch (SocketException e)
+            {
+                throw new UpstreamException(UpstreamFailure.ConnectFailed, $"Connecting to {_endPoint} failed: {e.SocketErrorCode}.", e);
+            }
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        Interlocked.Increment(ref _opened);
+        Interlocked.Increment(ref _open);
+        return new Http1Connection(this, socket);
+    }
+
+    internal void OnClosed() => Interlocked.Decrement(ref _open);
+
+    /// <summary>Closes the connections idle for longer than the idle timeout; they are all at the bottom of the stack.</summary>
+    public void Sweep(long now)
+    {
+        Http1Connection[]? expired = null;
+        int n = 0;
+        lock (_lock)
+        {
+            while (n < _count && now - _idle[n].IdleSince >= _idleMs) n++;
+            if (n == 0) return;
+            expired = ArrayPool<Http1Connection>.Shared.Rent(n);
+            Array.Copy(_idle, expired, n);
+            Array.Copy(_idle, n, _idle, 0, _count - n);
+            Array.Clear(_idle, _count - n, n);
+            _count -= n;
+        }
+        // Closing is a syscall per socket: outside the lock, so requests renting meanwhile do not wait for it.
+        for (int i = 0; i < n; i++) expired[i].Discard();
+        ArrayPool<Http1Connection>.Shared.Return(expired, clearArray: true);
+    }
+
+    public void Dispose()
+    {
+        Http1Connection[] idle;
+        int count;
+        lock (_lock)
+        {
+            _disposed = true;
+            idle = _idle;
+            count = _count;
+            _idle = [];
+            _count = 0;
+        }
+        for (int i = 0; i < count; i++) idle[i].Discard();
+    }
+}
