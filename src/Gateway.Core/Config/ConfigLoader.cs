@@ -123,8 +123,8 @@ public static partial class ConfigLoader
         var px = f.Proxy;
         var upstreamClient = px?.UpstreamClient switch
         {
-            null or "sockets" => UpstreamClientKind.Sockets,
-            "http1" => UpstreamClientKind.Http1,
+            "sockets" => UpstreamClientKind.Sockets,
+            null or "http1" => UpstreamClientKind.Http1,
             var other => throw new ConfigException($"{source}: proxy.upstream_client: '{other}' is not one of sockets, http1"),
         };
         proxy = proxy with

@@ -70,7 +70,7 @@ public sealed record ProxyOptions
     /// <summary>Consecutive backend-caused failures (connect errors, 5xx before the first byte) that eject a backend until active checks bring it back.</summary>
     public int PassiveFailureThreshold { get; init; } = 5;
     /// <summary><c>upstream_client</c>: what carries requests to http:// backends (https ones always use SocketsHttpHandler).</summary>
-    public UpstreamClientKind UpstreamClient { get; init; } = UpstreamClientKind.Sockets;
+    public UpstreamClientKind UpstreamClient { get; init; } = UpstreamClientKind.Http1;
 }
 
 public enum UpstreamClientKind : byte

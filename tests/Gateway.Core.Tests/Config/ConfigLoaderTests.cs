@@ -46,7 +46,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal(TimeSpan.FromSeconds(5), o.Proxy.ConnectTimeout);
         Assert.Equal(TimeSpan.FromSeconds(300), o.Proxy.FirstByteTimeout);
         Assert.Equal(TimeSpan.FromSeconds(120), o.Proxy.StreamIdleTimeout);
-        Assert.Equal(UpstreamClientKind.Sockets, o.Proxy.UpstreamClient);
+        Assert.Equal(UpstreamClientKind.Http1, o.Proxy.UpstreamClient);
     }
 
     [Fact]
@@ -122,7 +122,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal(expected, Assert.Single(Load($"[[models]]\nname = \"a\"\nmodel_id = \"x\"\n{line}").Models).Lb);
 
     [Theory]
-    [InlineData("", UpstreamClientKind.Sockets)]
+    [InlineData("", UpstreamClientKind.Http1)]
     [InlineData("upstream_client = \"sockets\"", UpstreamClientKind.Sockets)]
     [InlineData("upstream_client = \"http1\"", UpstreamClientKind.Http1)]
     public void Upstream_client_picks_what_carries_requests_to_http_backends(string line, UpstreamClientKind expected) =>

@@ -48,9 +48,9 @@ public sealed class UpstreamClientTests : IAsyncLifetime
     });
 
     [Fact]
-    public void Without_the_switch_every_backend_goes_through_the_handler()
+    public void With_sockets_every_backend_goes_through_the_handler()
     {
-        using var upstream = new UpstreamClient(new ProxyOptions());
+        using var upstream = new UpstreamClient(new ProxyOptions { UpstreamClient = UpstreamClientKind.Sockets });
         var snapshot = SnapshotWith("http://127.0.0.1:8000");
         upstream.Attach(snapshot);
         Assert.Null(upstream.Http1);

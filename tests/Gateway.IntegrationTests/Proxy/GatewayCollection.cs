@@ -7,14 +7,15 @@ namespace Gateway.IntegrationTests.Proxy;
 public sealed class GatewayCollection : ICollectionFixture<GatewayFixture>;
 
 /// <summary>
-/// The same gateway with <c>proxy.upstream_client = "http1"</c>, so the proxy and streaming tests run over both upstream clients
-/// (each test class has a concrete subclass per collection). A collection of its own: it runs beside "gateway", not after it.
+/// The same gateway with <c>proxy.upstream_client = "sockets"</c> (the default is "http1"), so the proxy and streaming tests run
+/// over both upstream clients (each test class has a concrete subclass per collection). A collection of its own: it runs beside
+/// "gateway", not after it.
 /// </summary>
-[CollectionDefinition("gateway-http1")]
-public sealed class Http1GatewayCollection : ICollectionFixture<Http1GatewayFixture>;
+[CollectionDefinition("gateway-sockets")]
+public sealed class SocketsGatewayCollection : ICollectionFixture<SocketsGatewayFixture>;
 
-public sealed class Http1GatewayFixture : GatewayFixture
+public sealed class SocketsGatewayFixture : GatewayFixture
 {
     protected override GatewayOptions Configure(GatewayOptions options) =>
-        options with { Proxy = options.Proxy with { UpstreamClient = UpstreamClientKind.Http1 } };
+        options with { Proxy = options.Proxy with { UpstreamClient = UpstreamClientKind.Sockets } };
 }

@@ -190,7 +190,7 @@ public abstract class ProxyTests(GatewayFixture fx) : SimulatorResetting(fx)
 }
 
 [Collection("gateway")]
-public sealed class ProxyTestsOverSockets(GatewayFixture fx) : ProxyTests(fx);
+public sealed class ProxyTestsOverHttp1(GatewayFixture fx) : ProxyTests(fx);
 
-[Collection("gateway-http1")]
-public sealed class ProxyTestsOverHttp1(Http1GatewayFixture fx) : ProxyTests(fx);
+[Collection("gateway-sockets")]
+public sealed class ProxyTestsOverSockets(SocketsGatewayFixture fx) : ProxyTests(fx);

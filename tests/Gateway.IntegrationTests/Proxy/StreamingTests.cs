@@ -113,7 +113,7 @@ public abstract class StreamingTests(GatewayFixture fx) : SimulatorResetting(fx)
 }
 
 [Collection("gateway")]
-public sealed class StreamingTestsOverSockets(GatewayFixture fx) : StreamingTests(fx);
+public sealed class StreamingTestsOverHttp1(GatewayFixture fx) : StreamingTests(fx);
 
-[Collection("gateway-http1")]
-public sealed class StreamingTestsOverHttp1(Http1GatewayFixture fx) : StreamingTests(fx);
+[Collection("gateway-sockets")]
+public sealed class StreamingTestsOverSockets(SocketsGatewayFixture fx) : StreamingTests(fx);

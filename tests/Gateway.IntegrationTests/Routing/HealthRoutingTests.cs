@@ -11,7 +11,7 @@ namespace Gateway.IntegrationTests.Routing;
 /// <summary>Health decides where traffic goes: unready backends get none, a dead one is failed over and then ejected.</summary>
 public sealed class HealthRoutingTests(ITestOutputHelper output)
 {
-    private static Task<(GatewayHost, HttpClient)> Gateway(params VllmSimulator[] sims) => Gateway(UpstreamClientKind.Sockets, sims);
+    private static Task<(GatewayHost, HttpClient)> Gateway(params VllmSimulator[] sims) => Gateway(new ProxyOptions().UpstreamClient, sims);
 
     private static async Task<(GatewayHost, HttpClient)> Gateway(UpstreamClientKind upstream, params VllmSimulator[] sims)
     {
