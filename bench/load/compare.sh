@@ -3,9 +3,9 @@
 # wrk → gateway (auth on) → simulator, for JSON and SSE, interleaved over several rounds. Reports medians of req/s, p50/p99
 # latency and the proxy process's CPU µs per request (utime+stime from /proc). Loopback only; bounded in time.
 #
-#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--out FILE] [--metrics-off-too] [--http1-too] [--port-base P]
+#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--out FILE] [--metrics-off-too] [--sockets-too] [--port-base P]
 # --metrics-off-too adds a second gateway with [metrics] enabled = false, to show what recording metrics costs.
-# --http1-too adds a gateway with [proxy] upstream_client = "http1" (target gateway-http1), interleaved with the default one.
+# --sockets-too adds a gateway with [proxy] upstream_client = "sockets" (target gateway-sockets; the default is "http1"), interleaved.
 # --port-base P (default 18000): the simulator listens on P, the gateways on P+80, P+82, P+83, nginx on P+81.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +18,7 @@ while (($#)); do
     --connections) CONNECTIONS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --metrics-off-too) TARGETS+=" gateway-nometrics"; shift ;;
-    --http1-too) TARGETS+=" gateway-http1"; shift ;;
+    --sockets-too) TARGETS+=" gateway-sockets"; shift ;;
     --port-base) PORT_BASE=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -75,13 +75,13 @@ if [[ $TARGETS == *nometrics* ]]; then
   wait_http "http://127.0.0.1:$GW2_PORT/health"
 fi
 GW3_PID=""
-if [[ $TARGETS == *http1* ]]; then
+if [[ $TARGETS == *sockets* ]]; then
   # The same gateway, requests to the simulator carried by the gateway's own HTTP/1.1 client instead of SocketsHttpHandler.
-  sed -e "s/^port = $GW_PORT/port = $GW3_PORT/" -e "s#^data_dir = \"$WORK/data\"#data_dir = \"$WORK/data-http1\"#" "$WORK/gateway.toml" >"$WORK/gateway-http1.toml"
-  printf '[proxy]\nupstream_client = "http1"\n' >>"$WORK/gateway-http1.toml"
-  out/gateway serve "$WORK/gateway-http1.toml" >"$WORK/gateway3.log" 2>&1 & GW3_PID=$!; PIDS+=($GW3_PID)
+  sed -e "s/^port = $GW_PORT/port = $GW3_PORT/" -e "s#^data_dir = \"$WORK/data\"#data_dir = \"$WORK/data-sockets\"#" "$WORK/gateway.toml" >"$WORK/gateway-sockets.toml"
+  printf '[proxy]\nupstream_client = "sockets"\n' >>"$WORK/gateway-sockets.toml"
+  out/gateway serve "$WORK/gateway-sockets.toml" >"$WORK/gateway3.log" 2>&1 & GW3_PID=$!; PIDS+=($GW3_PID)
   wait_http "http://127.0.0.1:$GW3_PORT/health"
-  kill -0 "$GW3_PID" 2>/dev/null || { echo "the http1 gateway did not start (is port $GW3_PORT taken?):" >&2; cat "$WORK/gateway3.log" >&2; exit 1; }
+  kill -0 "$GW3_PID" 2>/dev/null || { echo "the sockets gateway did not start (is port $GW3_PORT taken?):" >&2; cat "$WORK/gateway3.log" >&2; exit 1; }
 fi
 
 cat >"$WORK/nginx.conf" <<NGINX
@@ -148,7 +148,7 @@ for round in $(seq 1 "$ROUNDS"); do
         nginx) r=$(run $NGINX_PORT "$WORK/direct-$kind.lua" "$NGINX_WORKER") ;;
         gateway) r=$(run $GW_PORT "$WORK/gw-$kind.lua" "$GW_PID") ;;
         gateway-nometrics) r=$(run $GW2_PORT "$WORK/gw-$kind.lua" "$GW2_PID") ;;
-        gateway-http1) r=$(run $GW3_PORT "$WORK/gw-$kind.lua" "$GW3_PID") ;;
+        gateway-sockets) r=$(run $GW3_PORT "$WORK/gw-$kind.lua" "$GW3_PID") ;;
       esac
       RESULTS[$kind,$target]+="$r"$'\n'
       echo "round $round $kind $target: $r" >&2
@@ -161,7 +161,7 @@ col() { awk -v c="$1" 'NF { print $c }' <<<"$2" | median; }
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
 NGINX_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$NGINX_WORKER/status")
 RSS_MORE=""
-[[ -n $GW3_PID ]] && RSS_MORE="; gateway-http1: $(( $(awk '/VmRSS/ {print $2}' "/proc/$GW3_PID/status") / 1024 )) MB"
+[[ -n $GW3_PID ]] && RSS_MORE="; gateway-sockets: $(( $(awk '/VmRSS/ {print $2}' "/proc/$GW3_PID/status") / 1024 )) MB"
 
 {
   echo "| path | kind | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s vs nginx | CPU vs nginx |"
