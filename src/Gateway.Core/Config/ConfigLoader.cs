@@ -137,6 +137,7 @@ public static partial class ConfigLoader
             MaxAttempts = Int(px?.MaxAttempts, "proxy.max_attempts", proxy.MaxAttempts, 1, 10),
             PassiveFailureThreshold = Int(px?.PassiveFailureThreshold, "proxy.passive_failure_threshold", proxy.PassiveFailureThreshold, 1, 1000),
             UpstreamClient = upstreamClient,
+            PassThroughHeaders = PassThroughHeaders(px?.PassThroughHeaders, source),
         };
 
         var level = (Env("LOG_LEVEL") ?? f.Logging?.Level ?? "info").ToLowerInvariant();
@@ -299,4 +300,30 @@ public static partial class ConfigLoader
         }
         return result;
     }
+
+    /// <summary>Header names the gateway must never forward from a client, or sets itself.</summary>
+    private static readonly string[] NotPassable =
+    [
+        "authorization", "proxy-authorization", "cookie", "host", "content-type", "content-length", "transfer-encoding", "connection",
+        "keep-alive", "upgrade", "te", "trailer", "proxy-connection", "expect", "accept", "x-request-id",
+    ];
+
+    private static string[] PassThroughHeaders(List<string>? names, string source)
+    {
+        if (names is null || names.Count == 0) return [];
+        var result = new List<string>(names.Count);
+        foreach (var name in names)
+        {
+            if (name.Length == 0 || name.AsSpan().IndexOfAnyExcept(HeaderNameChars) >= 0)
+                throw new ConfigException($"{source}: proxy.pass_through_headers: '{name}' is not a valid header name");
+            if (NotPassable.Contains(name.ToLowerInvariant()))
+                throw new ConfigException($"{source}: proxy.pass_through_headers: '{name}' cannot be passed through (credentials, hop-by-hop, or set by the gateway)");
+            if (!result.Contains(name, StringComparer.OrdinalIgnoreCase)) result.Add(name);
+        }
+        return [.. result];
+    }
+
+    /// <summary>RFC 9110 token characters.</summary>
+    private static readonly System.Buffers.SearchValues<char> HeaderNameChars =
+        System.Buffers.SearchValues.Create("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
 }

@@ -71,6 +71,11 @@ public sealed record ProxyOptions
     public int PassiveFailureThreshold { get; init; } = 5;
     /// <summary><c>upstream_client</c>: what carries requests to http:// backends (https ones always use SocketsHttpHandler).</summary>
     public UpstreamClientKind UpstreamClient { get; init; } = UpstreamClientKind.Http1;
+    /// <summary>
+    /// <c>pass_through_headers</c>: client request headers forwarded upstream as they are, beyond Content-Type, Accept and
+    /// X-Request-ID (e.g. <c>traceparent</c>). Never credentials, hop-by-hop headers or ones the gateway sets itself.
+    /// </summary>
+    public string[] PassThroughHeaders { get; init; } = [];
 }
 
 public enum UpstreamClientKind : byte

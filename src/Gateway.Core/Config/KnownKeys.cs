@@ -18,7 +18,7 @@ internal static class KnownKeys
         ["registry"] = ["cache_refresh_interval"],
         ["logging"] = ["level", "format"],
         ["storage"] = ["data_dir"],
-        ["proxy"] = ["connect_timeout", "first_byte_timeout", "stream_idle_timeout", "pooled_connection_idle_timeout", "max_response_bytes", "max_attempts", "passive_failure_threshold", "upstream_client"],
+        ["proxy"] = ["connect_timeout", "first_byte_timeout", "stream_idle_timeout", "pooled_connection_idle_timeout", "max_response_bytes", "max_attempts", "passive_failure_threshold", "upstream_client", "pass_through_headers"],
         ["models"] = ["name", "model_id", "active", "default_params", "reasoning_config", "transforms", "rate_limits", "backends", "lb"],
         ["models.backends"] = ["url", "weight", "active"],
         ["keys"] = ["name", "key", "key_hash", "allowed_models", "rpm_limit", "tpm_limit", "expires_at", "active"],

@@ -83,6 +83,7 @@ public sealed class TomlProxy
     public long? MaxResponseBytes { get; set; }
     public long? MaxAttempts { get; set; }
     public long? PassiveFailureThreshold { get; set; }
+    public List<string>? PassThroughHeaders { get; set; }
     public string? UpstreamClient { get; set; }
 }
 

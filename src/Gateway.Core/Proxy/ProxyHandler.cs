@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
@@ -10,6 +11,7 @@ using Gateway.Limits;
 using Gateway.Observability;
 using Gateway.Proxy.Upstream;
 using Gateway.Routing;
+using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
 
 namespace Gateway.Proxy;
@@ -184,7 +186,7 @@ public sealed partial class ProxyHandler(
             // Step 9: forward, through Http1Client when proxy.upstream_client = "http1" and the backend is http:// (its route was
             // resolved with the snapshot), else through SocketsHttpHandler. Only safe headers go upstream; never the client's Authorization.
             var route = upstream.RouteFor(backend, endpoint);
-            using var message = route is null ? CreateMessage(exchange, request, backend, endpoint, requestId) : null;
+            using var message = route is null ? CreateMessage(exchange, request, backend, endpoint, requestId, upstream.Options.PassThroughHeaders) : null;
 
             // One pooled token source per request carries the client's abort and every upstream time limit.
             var cts = request.Cancellation(clientAborted);
@@ -197,7 +199,7 @@ public sealed partial class ProxyHandler(
             {
                 response = message is not null
                     ? new UpstreamResponse(await upstream.Invoker.SendAsync(message, cts.Token))
-                    : new UpstreamResponse(await upstream.Http1!.SendAsync(route!, request.Upstream.WrittenMemory, requestId, Http1Headers(exchange, request), cts.Token));
+                    : new UpstreamResponse(await upstream.Http1!.SendAsync(route!, request.Upstream.WrittenMemory, requestId, Http1Headers(exchange, request, upstream.Options.PassThroughHeaders), cts.Token));
             }
             catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
             {
@@ -272,8 +274,12 @@ public sealed partial class ProxyHandler(
         }
     }
 
-    /// <summary>The request for SocketsHttpHandler: the spliced body (re-sendable on a dead pooled connection), X-Request-ID, Accept.</summary>
-    private static HttpRequestMessage CreateMessage(Exchange exchange, ProxyRequest request, Backend backend, ProxyEndpoint endpoint, string requestId)
+    /// <summary>
+    /// The request for SocketsHttpHandler: the spliced body (re-sendable on a dead pooled connection), X-Request-ID, Accept and the
+    /// configured pass-through headers.
+    /// </summary>
+    private static HttpRequestMessage CreateMessage(Exchange exchange, ProxyRequest request, Backend backend, ProxyEndpoint endpoint, string requestId,
+        string[] passThrough)
     {
         var message = new HttpRequestMessage(HttpMethod.Post, endpoint switch
         {
@@ -287,23 +293,35 @@ public sealed partial class ProxyHandler(
             Content = new BufferContent(request.Upstream.WrittenMemory),
         };
         message.Headers.TryAddWithoutValidation(GatewayHeaders.RequestId, requestId);
-        if (exchange.RequestHeaders.Accept is { Count: > 0 } accept) message.Headers.TryAddWithoutValidation(HeaderNames.Accept, (string?)accept);
+        if (Forwardable(exchange.RequestHeaders.Accept) is { } accept) message.Headers.TryAddWithoutValidation(HeaderNames.Accept, accept);
+        foreach (var name in passThrough)
+            if (Forwardable(exchange.RequestHeaders[name]) is { } value) message.Headers.TryAddWithoutValidation(name, value);
         return message;
     }
 
     /// <summary>
-    /// The headers Http1Client sends beyond its own (Host, Content-Type, Content-Length) and X-Request-ID: Accept, in the request's
-    /// reused list; null when there is none. An Accept the wire cannot carry as it is (control or non-ASCII characters) is left out
-    /// rather than failing the request.
+    /// The headers Http1Client sends beyond its own (Host, Content-Type, Content-Length) and X-Request-ID: Accept and the configured
+    /// pass-through headers, in the request's reused list; null when there is none.
     /// </summary>
-    private static List<KeyValuePair<string, string>>? Http1Headers(Exchange exchange, ProxyRequest request)
+    private static List<KeyValuePair<string, string>>? Http1Headers(Exchange exchange, ProxyRequest request, string[] passThrough)
     {
         var headers = request.UpstreamHeaders;
         headers.Clear();
-        if (exchange.RequestHeaders.Accept is { Count: > 0 } accept && (string?)accept is { } value && value.AsSpan().IndexOfAnyExceptInRange(' ', '~') < 0)
-            headers.Add(new(HeaderNames.Accept, value));
+        if (Forwardable(exchange.RequestHeaders.Accept) is { } accept) headers.Add(new(HeaderNames.Accept, accept));
+        foreach (var name in passThrough)
+            if (Forwardable(exchange.RequestHeaders[name]) is { } value) headers.Add(new(name, value));
         return headers.Count == 0 ? null : headers;
     }
+
+    /// <summary>
+    /// A client header's value as both upstream clients forward it: several values joined with ","; a value the wire cannot carry
+    /// as it is (control or non-ASCII characters) is left out rather than failing the request.
+    /// </summary>
+    private static string? Forwardable(StringValues values) =>
+        values.Count > 0 && (string?)values is { } value && value.AsSpan().IndexOfAnyExcept(FieldValueChars) < 0 ? value : null;
+
+    /// <summary>Visible ASCII, space and tab: what a field value may hold on the wire without any decoding question.</summary>
+    private static readonly SearchValues<char> FieldValueChars = SearchValues.Create("\t !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~");
 
     /// <summary>
     /// Passive health: a failure the backend caused (never one the client caused) counts against it; enough in a row eject it until

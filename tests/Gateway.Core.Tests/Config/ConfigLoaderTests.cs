@@ -129,6 +129,29 @@ public sealed class ConfigLoaderTests
         Assert.Equal(expected, Load($"[proxy]\n{line}").Proxy.UpstreamClient);
 
     [Fact]
+    public void Pass_through_headers_are_read_and_deduplicated()
+    {
+        Assert.Empty(Load("").Proxy.PassThroughHeaders);
+        Assert.Equal(["X-Tenant", "traceparent"], Load("[proxy]\npass_through_headers = [\"X-Tenant\", \"traceparent\", \"x-tenant\"]").Proxy.PassThroughHeaders);
+    }
+
+    [Theory]
+    [InlineData("Authorization", "cannot be passed through")]
+    [InlineData("proxy-authorization", "cannot be passed through")]
+    [InlineData("Host", "cannot be passed through")]
+    [InlineData("Transfer-Encoding", "cannot be passed through")]
+    [InlineData("X-Request-ID", "cannot be passed through")]
+    [InlineData("Bad Header", "not a valid header name")]
+    [InlineData("", "not a valid header name")]
+    [InlineData("X-Café", "not a valid header name")]
+    public void Bad_pass_through_headers_are_named(string name, string problem)
+    {
+        var error = Error($"[proxy]\npass_through_headers = [\"{name}\"]");
+        Assert.Contains("proxy.pass_through_headers", error);
+        Assert.Contains(problem, error);
+    }
+
+    [Fact]
     public void A_bad_port_in_the_environment_is_named()
     {
         Assert.Contains("PORT", Error("", new() { ["PORT"] = "eighty" }));
