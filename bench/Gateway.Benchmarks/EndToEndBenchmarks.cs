@@ -23,6 +23,10 @@ public class EndToEndBenchmarks
     private Uri _gatewayChat = null!, _directChat = null!;
     private byte[] _gatewayBody = [], _directBody = [];
 
+    /// <summary>What carries the gateway's requests to the simulator (proxy.upstream_client).</summary>
+    [Params(UpstreamClientKind.Http1, UpstreamClientKind.Sockets)]
+    public UpstreamClientKind Upstream { get; set; }
+
     [GlobalSetup]
     public async Task Setup()
     {
@@ -30,8 +34,11 @@ public class EndToEndBenchmarks
         _gateway = new GatewayHost(new GatewayOptions
         {
             Server = new ServerOptions { Host = "127.0.0.1", Port = 0 },
+            Proxy = new ProxyOptions { UpstreamClient = Upstream },
             Models = [new ModelConfig { Name = "qwen", ModelId = "Qwen/Qwen2.5-7B-Instruct", Backends = [new BackendConfig { Url = _simulator.BaseUrl }] }],
-            Keys = [new KeyConfig { Name = "bench", KeyHashHex = ApiKey.HashHex(Key) }],
+            // Limits checked and charged on every request, as in production, but high enough never to refuse (the default 60 RPM
+            // would turn the benchmark into a 429 loop).
+            Keys = [new KeyConfig { Name = "bench", KeyHashHex = ApiKey.HashHex(Key), RpmLimit = 1_000_000_000, TpmLimit = 1_000_000_000_000 }],
         }, logSink: Stream.Null); // request log lines would flood BenchmarkDotNet's output
         await _gateway.StartAsync();
         _client = new HttpClient(new SocketsHttpHandler { UseProxy = false });
