@@ -44,7 +44,7 @@ out/gateway simulate --host 127.0.0.1 --port $SIM_PORT --tokens 16 >"$WORK/sim.l
 wait_http "http://127.0.0.1:$SIM_PORT/health"
 kill -0 "$SIM_PID" 2>/dev/null || { echo "the simulator did not start (is port $SIM_PORT taken?)" >&2; exit 1; }
 
-cat >"$WORK/gateway.toml" <<TOML
+cat >"$WORK/base.toml" <<TOML
 [server]
 host = "127.0.0.1"
 port = $GW_PORT
@@ -64,24 +64,26 @@ key = "$KEY"
 rpm_limit = 1000000000
 tpm_limit = 1000000000000
 TOML
-out/gateway serve "$WORK/gateway.toml" >"$WORK/gateway.log" 2>&1 & GW_PID=$!; PIDS+=($GW_PID)
-wait_http "http://127.0.0.1:$GW_PORT/health"
-kill -0 "$GW_PID" 2>/dev/null || { echo "the gateway did not start (is port $GW_PORT taken?):" >&2; cat "$WORK/gateway.log" >&2; exit 1; }
+# start_gateway NAME PORT EXTRA_TOML: a gateway on base.toml with its own port, data dir and extra settings; prints its PID.
+start_gateway() {
+  local name=$1 port=$2 extra=$3 pid
+  sed -e "s/^port = $GW_PORT/port = $port/" -e "s#^data_dir = \"$WORK/data\"#data_dir = \"$WORK/data-$name\"#" "$WORK/base.toml" >"$WORK/$name.toml"
+  printf '%b' "$extra" >>"$WORK/$name.toml"
+  out/gateway serve "$WORK/$name.toml" >"$WORK/$name.log" 2>&1 & pid=$!
+  if ! (wait_http "http://127.0.0.1:$port/health") || ! kill -0 "$pid" 2>/dev/null; then
+    echo "the $name gateway did not start (is port $port taken?):" >&2; cat "$WORK/$name.log" >&2; kill "$pid" 2>/dev/null; exit 1
+  fi
+  echo "$pid"
+}
+GW_PID=$(start_gateway gateway "$GW_PORT" "") || exit 1; PIDS+=($GW_PID)
 GW2_PID=""
 if [[ $TARGETS == *nometrics* ]]; then
-  sed -e "s/^port = $GW_PORT/port = $GW2_PORT/" -e "s#^data_dir = \"$WORK/data\"#data_dir = \"$WORK/data-nometrics\"#" "$WORK/gateway.toml" >"$WORK/gateway-nometrics.toml"
-  printf '[metrics]\nenabled = false\n' >>"$WORK/gateway-nometrics.toml"
-  out/gateway serve "$WORK/gateway-nometrics.toml" >"$WORK/gateway2.log" 2>&1 & GW2_PID=$!; PIDS+=($GW2_PID)
-  wait_http "http://127.0.0.1:$GW2_PORT/health"
+  GW2_PID=$(start_gateway gateway-nometrics "$GW2_PORT" '[metrics]\nenabled = false\n') || exit 1; PIDS+=($GW2_PID)
 fi
 GW3_PID=""
 if [[ $TARGETS == *sockets* ]]; then
-  # The same gateway, requests to the simulator carried by the gateway's own HTTP/1.1 client instead of SocketsHttpHandler.
-  sed -e "s/^port = $GW_PORT/port = $GW3_PORT/" -e "s#^data_dir = \"$WORK/data\"#data_dir = \"$WORK/data-sockets\"#" "$WORK/gateway.toml" >"$WORK/gateway-sockets.toml"
-  printf '[proxy]\nupstream_client = "sockets"\n' >>"$WORK/gateway-sockets.toml"
-  out/gateway serve "$WORK/gateway-sockets.toml" >"$WORK/gateway3.log" 2>&1 & GW3_PID=$!; PIDS+=($GW3_PID)
-  wait_http "http://127.0.0.1:$GW3_PORT/health"
-  kill -0 "$GW3_PID" 2>/dev/null || { echo "the sockets gateway did not start (is port $GW3_PORT taken?):" >&2; cat "$WORK/gateway3.log" >&2; exit 1; }
+  # The same gateway with requests to the simulator carried by SocketsHttpHandler instead of the gateway's own HTTP/1.1 client.
+  GW3_PID=$(start_gateway gateway-sockets "$GW3_PORT" '[proxy]\nupstream_client = "sockets"\n') || exit 1; PIDS+=($GW3_PID)
 fi
 
 cat >"$WORK/nginx.conf" <<NGINX
