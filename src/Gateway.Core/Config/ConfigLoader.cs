@@ -305,7 +305,7 @@ public static partial class ConfigLoader
     private static readonly string[] NotPassable =
     [
         "authorization", "proxy-authorization", "cookie", "host", "content-type", "content-length", "transfer-encoding", "connection",
-        "keep-alive", "upgrade", "te", "trailer", "proxy-connection", "expect", "accept", "x-request-id",
+        "keep-alive", "upgrade", "te", "trailer", "proxy-connection", "expect", "accept", "x-request-id", "accept-encoding",
     ];
 
     private static string[] PassThroughHeaders(List<string>? names, string source)
@@ -316,7 +316,8 @@ public static partial class ConfigLoader
         {
             if (name.Length == 0 || name.AsSpan().IndexOfAnyExcept(HeaderNameChars) >= 0)
                 throw new ConfigException($"{source}: proxy.pass_through_headers: '{name}' is not a valid header name");
-            if (NotPassable.Contains(name.ToLowerInvariant()))
+            // Content-* describe the body, which the gateway rewrites; Accept-Encoding would ask for a body it cannot read.
+            if (NotPassable.Contains(name.ToLowerInvariant()) || name.StartsWith("content-", StringComparison.OrdinalIgnoreCase))
                 throw new ConfigException($"{source}: proxy.pass_through_headers: '{name}' cannot be passed through (credentials, hop-by-hop, or set by the gateway)");
             if (!result.Contains(name, StringComparer.OrdinalIgnoreCase)) result.Add(name);
         }

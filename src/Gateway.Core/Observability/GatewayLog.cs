@@ -113,7 +113,16 @@ public sealed class GatewayLog : IAsyncDisposable
             {
                 Interlocked.Decrement(ref _count);
                 if (sinkGone) continue;
-                if (_text) LogFormat.WriteText(line, buffer); else LogFormat.WriteJson(line, buffer);
+                try
+                {
+                    if (_text) LogFormat.WriteText(line, buffer); else LogFormat.WriteJson(line, buffer);
+                }
+                catch (Exception)
+                {
+                    // A line that cannot be formatted (e.g. a message with a lone surrogate) is dropped and counted; this thread
+                    // must not die, or the process would go with it.
+                    _dropped?.Inc();
+                }
                 if (buffer.WrittenCount >= 60 * 1024) sinkGone = !Write(buffer);
             }
             if (!sinkGone && buffer.WrittenCount > 0) sinkGone = !Write(buffer);
@@ -131,7 +140,7 @@ public sealed class GatewayLog : IAsyncDisposable
             _sink.Flush();
             return true;
         }
-        catch (Exception e) when (e is IOException or ObjectDisposedException) { return false; }
+        catch (Exception) { return false; } // a closed pipe or any other sink failure: keep draining, never throw on this thread
         finally { buffer.ResetWrittenCount(); }
     }
 

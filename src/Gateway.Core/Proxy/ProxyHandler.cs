@@ -183,8 +183,9 @@ public sealed partial class ProxyHandler(
             }
             request.CountOn(backend.Load); // in flight until step 11, whatever the outcome; p2c reads it
 
-            // Step 9: forward, through Http1Client when proxy.upstream_client = "http1" and the backend is http:// (its route was
-            // resolved with the snapshot), else through SocketsHttpHandler. Only safe headers go upstream; never the client's Authorization.
+            // Step 9: forward, through Http1Client when proxy.upstream_client = "http1" (the default) and the backend is http://
+            // (its route was resolved with the snapshot), else through SocketsHttpHandler. Only safe headers go upstream; never the
+            // client's Authorization.
             var route = upstream.RouteFor(backend, endpoint);
             using var message = route is null ? CreateMessage(exchange, request, backend, endpoint, requestId, upstream.Options.PassThroughHeaders) : null;
 
@@ -221,6 +222,8 @@ public sealed partial class ProxyHandler(
                 // Refused, reset or closed before any response byte, a response head that is not HTTP, or not connected within
                 // connect_timeout (the handler's own cancellation, not ours; http1's ConnectTimeout): the client has seen nothing
                 // yet, so another backend may take it. (Http1Client already resent once when a pooled connection turned out dead.)
+                // This includes a backend that died after the request went out: a completion has no side effect beyond compute, so
+                // answering it elsewhere beats a 502; max_attempts bounds what one poison request can cost.
                 record.UpstreamTicks += Stopwatch.GetTimestamp() - sent;
                 bool connectTimeout = e is OperationCanceledException or UpstreamException { Failure: UpstreamFailure.ConnectTimeout };
                 (connectTimeout ? backendMetrics.Timeout : backendMetrics.Connect).Inc();

@@ -7,9 +7,9 @@ namespace Gateway.Proxy;
 
 /// <summary>
 /// The connection pools to every backend. Always an <see cref="HttpMessageInvoker"/> (never HttpClient, which can buffer) over a
-/// <see cref="SocketsHttpHandler"/> with proxying, redirects, decompression and cookies off; with <c>proxy.upstream_client = "http1"</c>
-/// also the gateway's own <see cref="Http1Client"/>, which then carries every request to an http:// backend (https ones stay on the
-/// handler: TLS is not worth re-implementing).
+/// <see cref="SocketsHttpHandler"/> with proxying, redirects, decompression and cookies off; with <c>proxy.upstream_client =
+/// "http1"</c> (the default) also the gateway's own <see cref="Http1Client"/>, which then carries every request to an http://
+/// backend (https ones stay on the handler: TLS is not worth re-implementing).
 /// </summary>
 public sealed class UpstreamClient : IDisposable
 {

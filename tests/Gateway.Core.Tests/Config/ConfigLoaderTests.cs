@@ -141,6 +141,8 @@ public sealed class ConfigLoaderTests
     [InlineData("Host", "cannot be passed through")]
     [InlineData("Transfer-Encoding", "cannot be passed through")]
     [InlineData("X-Request-ID", "cannot be passed through")]
+    [InlineData("Content-Encoding", "cannot be passed through")]
+    [InlineData("accept-encoding", "cannot be passed through")]
     [InlineData("Bad Header", "not a valid header name")]
     [InlineData("", "not a valid header name")]
     [InlineData("X-Café", "not a valid header name")]

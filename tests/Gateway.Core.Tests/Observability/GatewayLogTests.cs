@@ -87,4 +87,18 @@ public sealed class GatewayLogTests
 
         static int Lines(MemoryStream s) => s.ToArray().Count(b => b == (byte)'\n');
     }
+
+    [Fact]
+    public async Task A_message_with_a_lone_surrogate_still_gives_valid_json_lines()
+    {
+        var sink = new MemoryStream();
+        var log = new GatewayLog("info", "json", sink);
+        log.Info("a lone surrogate \ud800 in a message");
+        log.Info("after");
+        await log.DisposeAsync();
+        var lines = System.Text.Encoding.UTF8.GetString(sink.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        foreach (var line in lines) using (System.Text.Json.JsonDocument.Parse(line)) { }
+        Assert.Contains("\"msg\":\"after\"", lines[1]);
+    }
 }

@@ -118,8 +118,9 @@ internal sealed partial class Http1Connection
     /// </summary>
     public void Release(int generation)
     {
-        if (generation != Generation) return; // a copy of a response that was disposed already
-        Generation++;
+        // A copy of a response that was disposed already does nothing; so does the loser of two disposals racing (one compare-and-
+        // swap), or the connection could go back to the pool twice.
+        if (Interlocked.CompareExchange(ref _generation, generation + 1, generation) != generation) return;
         _abortOnCancel.Dispose(); // after this, a cancellation can no longer close a socket that is back in the pool
         _abortOnCancel = default;
         _requestToken = default;

@@ -37,7 +37,8 @@ internal sealed partial class Http1Connection
     }
 
     /// <summary>Bumped when an exchange ends: a stale <see cref="Http1Response"/> copy no longer matches and cannot touch the next one.</summary>
-    public int Generation { get; private set; }
+    public int Generation => Volatile.Read(ref _generation);
+    private int _generation;
 
     /// <summary>True once the connection completed an exchange and went back to the pool.</summary>
     public bool Reused { get; private set; }
@@ -269,7 +270,7 @@ internal sealed partial class Http1Connection
         Close();
         ReturnBuffer();
         _bodyReader?.Reset();
-        Generation++;
+        Interlocked.Increment(ref _generation);
     }
 
     /// <summary>

@@ -97,9 +97,18 @@ internal sealed class Http1Pool : IDisposable
 
     public async ValueTask<Http1Connection> ConnectAsync(CancellationToken cancellationToken)
     {
-        var socket = _family == AddressFamily.Unspecified
-            ? new Socket(SocketType.Stream, ProtocolType.Tcp)
-            : new Socket(_family, SocketType.Stream, ProtocolType.Tcp);
+        Socket socket;
+        try
+        {
+            socket = _family == AddressFamily.Unspecified
+                ? new Socket(SocketType.Stream, ProtocolType.Tcp)
+                : new Socket(_family, SocketType.Stream, ProtocolType.Tcp);
+        }
+        catch (SocketException e)
+        {
+            // Out of file descriptors, typically: this backend is not at fault, but the request cannot go out; a 502, not a crash.
+            throw new UpstreamException(UpstreamFailure.ConnectFailed, $"No socket for {_endPoint}: {e.SocketErrorCode}.", e);
+        }
         try
         {
             socket.NoDelay = true; // the request and every SSE chunk must leave now, not after Nagle's wait for an ACK
