@@ -20,8 +20,7 @@ public sealed class ControlPlane : IAsyncDisposable
     private readonly SnapshotHolder _snapshots;
     private readonly GatewayOptions _options;
     private readonly BackendHealthRegistry _health;
-    private readonly GatewayMetrics _metrics;
-    private readonly Action<Snapshot>? _prepare;
+    private readonly Action<Snapshot> _prepare;
     private readonly GatewayLog _log;
     private readonly IConnectionMultiplexer? _redis;
     private readonly SemaphoreSlim _reloadLock = new(1, 1);
@@ -34,15 +33,16 @@ public sealed class ControlPlane : IAsyncDisposable
     private long _reloads;
 
     /// <param name="redis">Pub/sub for invalidations; null when Redis is not configured.</param>
-    /// <param name="prepare">Also runs on each new snapshot before it is swapped in: the host's upstream client resolves its routes.</param>
-    public ControlPlane(IStore store, SnapshotHolder snapshots, GatewayOptions options, BackendHealthRegistry health, GatewayMetrics metrics,
-        GatewayLog log, IConnectionMultiplexer? redis, Action<Snapshot>? prepare = null)
+    /// <param name="prepare">
+    /// Runs on each new snapshot before it is swapped in, as on the host's first one: metric children and upstream routes resolved.
+    /// </param>
+    public ControlPlane(IStore store, SnapshotHolder snapshots, GatewayOptions options, BackendHealthRegistry health, Action<Snapshot> prepare,
+        GatewayLog log, IConnectionMultiplexer? redis)
     {
         Store = store;
         _snapshots = snapshots;
         _options = options;
         _health = health;
-        _metrics = metrics;
         _prepare = prepare;
         _log = log;
         _redis = store.IsShared ? redis : null; // an embedded store is this instance's alone: nobody else to tell
@@ -80,8 +80,7 @@ public sealed class ControlPlane : IAsyncDisposable
             long covers = Volatile.Read(ref _requested);
             var snapshot = await SnapshotBuilder.BuildAsync(Store, _snapshots.Current, _health, _options.DefaultRpm, _options.DefaultTpm, ct)
                 .ConfigureAwait(false);
-            _metrics.Attach(snapshot);
-            _prepare?.Invoke(snapshot);
+            _prepare(snapshot);
             _snapshots.Swap(snapshot);
             Interlocked.Increment(ref _reloads);
             Volatile.Write(ref _completed, covers);

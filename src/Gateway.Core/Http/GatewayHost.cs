@@ -41,15 +41,14 @@ public sealed class GatewayHost : IAsyncDisposable
         if (store is null)
         {
             var snapshot = Snapshot.FromConfig(options, health: Health);
-            Metrics.Attach(snapshot);
-            _upstream.Attach(snapshot); // the backends' upstream routes, resolved once per snapshot
+            Prepare(snapshot);
             Snapshots.Swap(snapshot);
         }
         // health_check.interval = 0 turns active checks off (and with them passive ejection, which only they could undo).
         _healthChecker = options.HealthCheck.Interval > TimeSpan.Zero ? new HealthChecker(Snapshots, Health, options.HealthCheck) : null;
         if (_healthChecker is not null) _healthChecker.StateChanged += OnHealthChanged;
         Limiter = CreateLimiter(options);
-        Control = store is null ? null : new ControlPlane(store, Snapshots, options, Health, Metrics, Log, _redis, _upstream.Attach);
+        Control = store is null ? null : new ControlPlane(store, Snapshots, options, Health, Prepare, Log, _redis);
         if (Control is not null && _healthChecker is not null)
         {
             // What this instance's checks see goes into the store, for the admin API; coalesced, never per check.
@@ -107,6 +106,13 @@ public sealed class GatewayHost : IAsyncDisposable
     public int Port => _server.Port;
     /// <summary>The upstream pools (SocketsHttpHandler, and Http1Client when proxy.upstream_client = "http1").</summary>
     public UpstreamClient Upstream => _upstream;
+
+    /// <summary>Readies a snapshot before it serves a request: its backends' metric children and upstream routes, resolved once.</summary>
+    private void Prepare(Snapshot snapshot)
+    {
+        Metrics.Attach(snapshot);
+        _upstream.Attach(snapshot);
+    }
 
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
