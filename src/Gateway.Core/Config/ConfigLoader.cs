@@ -108,6 +108,7 @@ public static partial class ConfigLoader
             ShutdownTimeout = Duration(s?.ShutdownTimeout, "server.shutdown_timeout", server.ShutdownTimeout),
             MaxBodyBytes = maxBody,
             InlineIo = s?.InlineIo ?? server.InlineIo,
+            IoThreads = Int(s?.IoThreads, "server.io_threads", server.IoThreads, 0, 1024),
         };
 
         var health = new HealthCheckOptions();

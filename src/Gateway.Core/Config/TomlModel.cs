@@ -34,6 +34,7 @@ public sealed class TomlServer
     public string? ShutdownTimeout { get; set; }
     public long? MaxBodyBytes { get; set; }
     public bool? InlineIo { get; set; }
+    public long? IoThreads { get; set; }
 }
 
 public sealed class TomlDatabase

@@ -22,10 +22,11 @@ public sealed partial class GatewayMetrics
         if (r.FirstContent == 0) return;
         m.TimeToFirstToken.Observe(RequestRecord.Seconds(r.FirstContent - r.Start));
         long generating = r.LastContent - r.FirstContent;
-        if (r.ContentChunks < 2 || generating <= 0) return;
+        if (r.ContentChunks < 2) return;
         // ITL: the mean gap of this stream, one observation per stream (per-gap observations would cost a histogram update per token).
+        // Chunks are stamped per upstream read, so a stream that arrived in one read has an ITL of 0 and no tokens-per-second.
         m.InterTokenLatency.Observe(RequestRecord.Seconds(generating) / (r.ContentChunks - 1));
-        if (r.CompletionTokens > 0)
+        if (r.CompletionTokens > 0 && generating > 0)
         {
             double tps = r.CompletionTokens / RequestRecord.Seconds(generating);
             m.CompletionTokensPerSecond.Observe(tps);

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using Gateway.Json;
 
@@ -97,13 +98,14 @@ public static class SseRelay
     internal static int ProcessEvents(ref ReadOnlySequence<byte> buffer, ref long scanned, PipeWriter client, StreamState state)
     {
         int written = 0;
+        long now = 0; // one timestamp for the whole read: its events arrived together
         while (!state.SawDone && TryFindEvent(buffer, ref scanned, out long eventLength, out long frameLength))
         {
             var frame = buffer.Slice(0, frameLength);
             if (frame.IsSingleSegment)
             {
                 var span = frame.FirstSpan;
-                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], client, state);
+                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], client, state, ref now);
             }
             else
             {
@@ -113,12 +115,13 @@ public static class SseRelay
                 frame.CopyTo(dest);
                 scratch.Advance((int)frameLength);
                 var span = scratch.WrittenSpan;
-                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], client, state);
+                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], client, state, ref now);
             }
             buffer = buffer.Slice(frameLength);
             scanned = 0;
             written++;
         }
+        state.ChargePending(); // live token accounting, once per read rather than once per chunk
         return written;
     }
 
@@ -151,7 +154,7 @@ public static class SseRelay
         return false;
     }
 
-    private static void HandleEvent(ReadOnlySpan<byte> evt, ReadOnlySpan<byte> terminator, PipeWriter client, StreamState state)
+    private static void HandleEvent(ReadOnlySpan<byte> evt, ReadOnlySpan<byte> terminator, PipeWriter client, StreamState state, ref long now)
     {
         state.Events++;
         if (!evt.IsEmpty && evt[^1] == (byte)'\r')
@@ -159,6 +162,7 @@ public static class SseRelay
             evt = evt[..^1];
             terminator = "\r\n\r\n"u8;
         }
+        // One span per event: every GetSpan/Advance on Kestrel's response writer takes its lock.
         // One "data:" line is what vLLM sends; anything else (comments, multi-line data, other fields) passes through untouched.
         if (evt.StartsWith(DataPrefix) && evt.IndexOf((byte)'\n') < 0)
         {
@@ -172,17 +176,25 @@ public static class SseRelay
             else if (ResponseScanner.TryScan(payload, out var scan))
             {
                 if (scan.HasUsage) state.OnUsage(scan.PromptTokens, scan.CompletionTokens);
-                if (scan.HasContent) state.OnContent();
+                if (scan.HasContent)
+                {
+                    if (now == 0) now = Stopwatch.GetTimestamp();
+                    state.OnContent(now);
+                }
                 // We always ask vLLM for usage; the client sees it only as far as it asked.
                 if (scan.ChoicesEmpty && scan.HasUsage && !state.ClientIncludeUsage) return;
                 bool stripUsage = scan.HasUsage && !scan.ChoicesEmpty && !state.ClientContinuousUsage;
-                client.Write(evt[..payloadStart]);
-                ResponseRewriter.Write(payload, scan, state.AliasJson, stripUsage, client);
-                client.Write(terminator);
+                var dest = client.GetSpan(payloadStart + ResponseRewriter.MaxLength(payload.Length, state.AliasJson.Length) + terminator.Length);
+                evt[..payloadStart].CopyTo(dest);
+                int n = payloadStart + ResponseRewriter.Write(payload, scan, state.AliasJson, stripUsage, dest[payloadStart..]);
+                terminator.CopyTo(dest[n..]);
+                client.Advance(n + terminator.Length);
                 return;
             }
         }
-        client.Write(evt);
-        client.Write(terminator);
+        var copy = client.GetSpan(evt.Length + terminator.Length);
+        evt.CopyTo(copy);
+        terminator.CopyTo(copy[evt.Length..]);
+        client.Advance(evt.Length + terminator.Length);
     }
 }

@@ -46,11 +46,16 @@ public sealed class StreamState : IDisposable
 
     internal PooledBuffer Scratch => _scratch ??= new PooledBuffer(8192);
 
-    /// <summary>Takes a chunk's cumulative usage and charges what was not charged yet.</summary>
+    /// <summary>Takes a chunk's cumulative usage; what was not charged yet is charged by <see cref="ChargePending"/>.</summary>
     internal void OnUsage(long promptTokens, long completionTokens)
     {
         PromptTokens = promptTokens;
         CompletionTokens = Math.Max(CompletionTokens, completionTokens);
+    }
+
+    /// <summary>Charges the rate limiter with the tokens counted since the last charge (the relay calls it after every read).</summary>
+    internal void ChargePending()
+    {
         if (_limiter is null) return;
         long delta = PromptTokens + CompletionTokens - _charged;
         if (delta <= 0) return;
@@ -61,9 +66,9 @@ public sealed class StreamState : IDisposable
     /// <summary>Tokens charged to the rate limiter so far.</summary>
     public long ChargedTokens => _charged;
 
-    internal void OnContent()
+    /// <param name="now">The <see cref="Stopwatch"/> timestamp of the read that carried the chunk.</param>
+    internal void OnContent(long now)
     {
-        var now = Stopwatch.GetTimestamp();
         if (FirstContentTimestamp == 0) FirstContentTimestamp = now;
         LastContentTimestamp = now;
         ContentChunks++;

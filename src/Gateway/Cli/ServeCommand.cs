@@ -1,3 +1,4 @@
+using System.Globalization;
 using Gateway.Config;
 using Gateway.Http;
 using Gateway.Storage;
@@ -15,6 +16,8 @@ internal static class ServeCommand
         var options = path is null ? ConfigLoader.Load("", "environment") : ConfigLoader.LoadFile(path);
         // System.Net.Sockets reads this once, when the first socket is created: it must be set before anything opens one.
         if (options.Server.InlineIo) Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
+        if (options.Server.IoThreads > 0)
+            Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT", options.Server.IoThreads.ToString(CultureInfo.InvariantCulture));
 
         IStore store;
         try { store = await StoreFactory.OpenAsync(options); }

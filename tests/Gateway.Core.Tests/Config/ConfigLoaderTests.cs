@@ -26,6 +26,13 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void Io_threads_is_read()
+    {
+        Assert.Equal(1, Load("[server]\nio_threads = 1").Server.IoThreads);
+        Assert.False(Load("[server]\ninline_io = false").Server.InlineIo);
+    }
+
+    [Fact]
     public void An_empty_file_gives_the_seed_defaults()
     {
         var o = Load("");
@@ -38,6 +45,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal(3, o.HealthCheck.HealthyThreshold);
         Assert.Equal(1, o.HealthCheck.UnhealthyThreshold);
         Assert.Equal(TimeSpan.FromSeconds(30), o.CacheRefreshInterval);
+        Assert.Equal(0, o.Server.IoThreads);
         Assert.Equal("info", o.LogLevel);
         Assert.Equal("json", o.LogFormat);
         Assert.Null(o.DatabaseUrl);
@@ -78,6 +86,8 @@ public sealed class ConfigLoaderTests
     [Theory]
     [InlineData("[server]\nport = \"x\"", "line 2: `port = \"x\"`")]
     [InlineData("[server]\nport = 70000", "server.port: 70000 is out of range")]
+    [InlineData("[server]\nio_threads = -1", "server.io_threads: -1 is out of range (0..1024)")]
+    [InlineData("[server]\nio_threads = \"two\"", "line 2")]
     [InlineData("[server]\nread_timeout = \"soon\"", "server.read_timeout: 'soon' is not a duration")]
     [InlineData("[server]\nmax_body_byte = 5", "server.max_body_byte: unknown key")]
     [InlineData("[servr]\nport = 1", "servr: unknown key")]

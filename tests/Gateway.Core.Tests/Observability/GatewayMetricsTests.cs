@@ -65,6 +65,29 @@ public sealed class GatewayMetricsTests
     }
 
     [Fact]
+    public void A_stream_that_arrived_in_one_read_has_an_itl_of_zero_and_no_tokens_per_second()
+    {
+        var metrics = new GatewayMetrics();
+        var model = Model();
+        var r = new RequestRecord();
+        r.Reset(1000);
+        r.Model = model;
+        r.Streaming = true;
+        r.Status = 200;
+        r.HasUsage = true;
+        r.CompletionTokens = 5;
+        r.FirstContent = r.LastContent = 2000; // every chunk stamped by the same read
+        r.ContentChunks = 5;
+        metrics.Record(r, 3000);
+
+        var m = metrics.For(model);
+        Assert.Equal(1, m.TimeToFirstToken.Count);
+        Assert.Equal(1, m.InterTokenLatency.Count);
+        Assert.Equal(0, m.InterTokenLatency.Sum);
+        Assert.Equal(0, m.CompletionTokensPerSecond.Count);
+    }
+
+    [Fact]
     public async Task A_request_without_a_model_is_counted_under_the_empty_alias_without_empty_token_series()
     {
         var metrics = new GatewayMetrics();
