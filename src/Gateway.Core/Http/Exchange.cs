@@ -5,8 +5,9 @@ using Microsoft.AspNetCore.Http.Features;
 namespace Gateway.Http;
 
 /// <summary>
-/// The features of one request, fetched once. Kestrel's feature collection is the connection's protocol object, so these lookups
-/// are type checks, not dictionary reads.
+/// The features of one request, fetched once. Kestrel's feature collection is the connection's protocol object, which implements
+/// these features itself: a cast finds them without Get&lt;T&gt;'s generic virtual dispatch (a runtime lookup under Native AOT);
+/// another server's collection falls back to Get&lt;T&gt;.
 /// </summary>
 public readonly struct Exchange
 {
@@ -18,18 +19,19 @@ public readonly struct Exchange
     public Exchange(IFeatureCollection features)
     {
         Features = features;
-        Request = features.GetRequiredFeature<IHttpRequestFeature>();
-        Response = features.GetRequiredFeature<IHttpResponseFeature>();
-        ResponseBody = features.GetRequiredFeature<IHttpResponseBodyFeature>();
+        Request = features as IHttpRequestFeature ?? features.GetRequiredFeature<IHttpRequestFeature>();
+        Response = features as IHttpResponseFeature ?? features.GetRequiredFeature<IHttpResponseFeature>();
+        ResponseBody = features as IHttpResponseBodyFeature ?? features.GetRequiredFeature<IHttpResponseBodyFeature>();
     }
 
     public string Method => Request.Method;
     public string Path => Request.Path;
     public IHeaderDictionary RequestHeaders => Request.Headers;
     public IHeaderDictionary ResponseHeaders => Response.Headers;
-    public PipeReader RequestBody => Features.GetRequiredFeature<IRequestBodyPipeFeature>().Reader;
+    public PipeReader RequestBody => (Features as IRequestBodyPipeFeature ?? Features.GetRequiredFeature<IRequestBodyPipeFeature>()).Reader;
     public PipeWriter Writer => ResponseBody.Writer;
-    public CancellationToken RequestAborted => Features.GetRequiredFeature<IHttpRequestLifetimeFeature>().RequestAborted;
+    public CancellationToken RequestAborted =>
+        (Features as IHttpRequestLifetimeFeature ?? Features.GetRequiredFeature<IHttpRequestLifetimeFeature>()).RequestAborted;
 
     /// <summary>Writes a complete response body of known length. StartAsync must precede span writes on a hand-built Kestrel.</summary>
     public async ValueTask WriteBodyAsync(int status, string contentType, ReadOnlyMemory<byte> body)

@@ -20,13 +20,13 @@ public static class RateLimitHeaders
     {
         if (decision.RequestLimit > 0)
         {
-            headers[LimitRequests] = Number(decision.RequestLimit);
+            headers[LimitRequests] = Limit(decision.RequestLimit, ref _lastRequestLimit);
             headers[RemainingRequests] = Number(decision.RequestsRemaining);
             headers[ResetRequests] = Reset(decision.RequestsReset);
         }
         if (decision.TokenLimit > 0)
         {
-            headers[LimitTokens] = Number(decision.TokenLimit);
+            headers[LimitTokens] = Limit(decision.TokenLimit, ref _lastTokenLimit);
             headers[RemainingTokens] = Number(decision.TokensRemaining);
             headers[ResetTokens] = Reset(decision.TokensReset);
         }
@@ -37,8 +37,16 @@ public static class RateLimitHeaders
     public static long RetryAfterSeconds(TimeSpan retryAfter) => Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
 
     /// <summary>"45s", "1m4s"; rounded up to the second so a client never retries too early.</summary>
-    public static string Reset(TimeSpan reset) =>
-        reset <= TimeSpan.Zero ? "0s" : Durations.Format(TimeSpan.FromSeconds(Math.Ceiling(reset.TotalSeconds)));
+    public static string Reset(TimeSpan reset)
+    {
+        if (reset <= TimeSpan.Zero) return "0s";
+        double seconds = Math.Ceiling(reset.TotalSeconds);
+        return seconds < ResetStrings.Length ? ResetStrings[(int)seconds] : Durations.Format(TimeSpan.FromSeconds(seconds));
+    }
+
+    // Windows are a minute: every reset is a whole number of seconds under 61, so its text is made once, not per response.
+    private static readonly string[] ResetStrings =
+        Enumerable.Range(0, 121).Select(i => i == 0 ? "0s" : Durations.Format(TimeSpan.FromSeconds(i))).ToArray();
 
     public static OpenAiError Refusal(in RateDecision decision, long limit)
     {
@@ -58,4 +66,17 @@ public static class RateLimitHeaders
 
     private static string Number(long value) =>
         value is >= 0 and < 1024 ? SmallNumbers[value] : value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>A key's limits are the same on each of its responses: the last text made is reused while the value matches.</summary>
+    private static string Limit(long value, ref LimitText? last)
+    {
+        var cached = Volatile.Read(ref last);
+        if (cached is not null && cached.Value == value) return cached.Text;
+        var text = Number(value);
+        Volatile.Write(ref last, new LimitText(value, text));
+        return text;
+    }
+
+    private sealed record LimitText(long Value, string Text);
+    private static LimitText? _lastRequestLimit, _lastTokenLimit;
 }

@@ -29,8 +29,11 @@ public sealed partial class ProxyHandler
             await using var stream = await response.OpenBodyAsync(cts.Token); // Content-Length or chunked, de-chunked by either client
             while (true)
             {
-                cts.CancelAfter(idle); // a handful of reads per response: the timer change is cheap here
-                int n = await stream.ReadAsync(raw.GetMemory(16 * 1024), cts.Token);
+                var read = stream.ReadAsync(raw.GetMemory(16 * 1024), cts.Token);
+                // The idle limit matters only to a read that waits: a small body is usually in hand with the head, and every
+                // timer change takes the timer queue's lock.
+                if (!read.IsCompleted) cts.CancelAfter(idle);
+                int n = await read;
                 if (n == 0) break;
                 raw.Advance(n);
                 if (raw.Length > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }

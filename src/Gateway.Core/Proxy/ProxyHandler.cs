@@ -122,7 +122,7 @@ public sealed partial class ProxyHandler(
 
     /// <summary>The gateway's own time so far, as <c>X-Gateway-Overhead-Ms</c>.</summary>
     private static void SetOverheadHeader(Exchange exchange, RequestRecord record, long overheadTicks) =>
-        exchange.ResponseHeaders[GatewayHeaders.OverheadMs] = RequestRecord.Milliseconds(overheadTicks).ToString("0.###", CultureInfo.InvariantCulture);
+        exchange.ResponseHeaders[GatewayHeaders.OverheadMs] = GatewayHeaders.FormatMilliseconds(RequestRecord.Milliseconds(overheadTicks));
 
     private static ValueTask ReplyErrorAsync(Exchange exchange, RequestRecord record, in OpenAiError error)
     {

@@ -12,6 +12,9 @@ public sealed class RateLimitHeadersTests
     [InlineData(12_001, "13s")]
     [InlineData(60_000, "1m")]
     [InlineData(64_000, "1m4s")]
+    [InlineData(120_000, "2m")]
+    [InlineData(120_500, "2m1s")]
+    [InlineData(3_600_000, "60m")]
     public void Resets_read_like_the_seed(int ms, string expected) =>
         Assert.Equal(expected, RateLimitHeaders.Reset(TimeSpan.FromMilliseconds(ms)));
 

@@ -79,4 +79,33 @@ public sealed class UpstreamAnswerTests
         else Assert.Equal(expect, body);
         Assert.Equal(1, server.Accepted); // one backend and nothing to fail over to: sent once
     }
+    [Theory]
+    [InlineData(UpstreamClientKind.Sockets)]
+    [InlineData(UpstreamClientKind.Http1)]
+    public async Task A_json_body_that_stops_arriving_is_a_504_after_the_idle_timeout(UpstreamClientKind upstream)
+    {
+        using var server = new ScriptedServer();
+        var backend = $"http://127.0.0.1:{server.Port}";
+        var options = GatewayFixture.BuildOptions(backend) with
+        {
+            Proxy = new ProxyOptions { UpstreamClient = upstream, FirstByteTimeout = TimeSpan.FromSeconds(10), StreamIdleTimeout = TimeSpan.FromMilliseconds(400) },
+            Models = [new ModelConfig { Name = "qwen", ModelId = GatewayFixture.ModelId, Backends = [new BackendConfig { Url = backend }] }],
+        };
+        await using var gateway = new GatewayHost(options, logSink: Stream.Null);
+        await gateway.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.Port}"), Timeout = TimeSpan.FromSeconds(30) };
+
+        var sending = client.SendAsync(GatewayFixture.CreatePost("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}"));
+        using var connection = await server.AcceptAsync();
+        await connection.ReadRequestAsync();
+        // The head and part of the body arrive at once (the first read completes at once); then nothing more, connection open.
+        await connection.SendAsync("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"id\":\"chatcmpl-1\",");
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var response = await sending;
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.InRange(started.Elapsed, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(8));
+        using var doc = JsonDocument.Parse(body);
+        Assert.Equal("backend_timeout", doc.RootElement.GetProperty("error").GetProperty("code").GetString());
+    }
 }
