@@ -3,19 +3,23 @@
 # wrk → gateway (auth on) → simulator, for JSON and SSE, interleaved over several rounds. Reports medians of req/s, p50/p99
 # latency and the proxy process's CPU µs per request (utime+stime from /proc). Loopback only; bounded in time.
 #
-#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--out FILE] [--metrics-off-too] [--sockets-too] [--port-base P]
+#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--workers W] [--out FILE] [--metrics-off-too] [--sockets-too] [--port-base P]
+# Like for like: nginx runs W worker processes and the gateway W socket event-loop threads (server.io_threads; default 1, the
+# nginx config most guides start from on a small box), and both write one log line per request to a file, buffered (nginx's
+# access_log with buffer=64k flush=1s, the gateway's request log thread).
 # --metrics-off-too adds a second gateway with [metrics] enabled = false, to show what recording metrics costs.
 # --sockets-too adds a gateway with [proxy] upstream_client = "sockets" (target gateway-sockets; the default is "http1"), interleaved.
 # --port-base P (default 18000): the simulator listens on P, the gateways on P+80, P+82, P+83, nginx on P+81.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-ROUNDS=3 DURATION=10 CONNECTIONS=32 OUT="" TARGETS="direct nginx gateway" PORT_BASE=18000
+ROUNDS=3 DURATION=10 CONNECTIONS=32 WORKERS=1 OUT="" TARGETS="direct nginx gateway" PORT_BASE=18000
 while (($#)); do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
+    --workers) WORKERS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --metrics-off-too) TARGETS+=" gateway-nometrics"; shift ;;
     --sockets-too) TARGETS+=" gateway-sockets"; shift ;;
@@ -48,6 +52,7 @@ cat >"$WORK/base.toml" <<TOML
 [server]
 host = "127.0.0.1"
 port = $GW_PORT
+io_threads = $WORKERS
 [logging]
 level = "info"               # everything on: one JSON log line per request (to a file), metrics, limits, auth
 [storage]
@@ -87,12 +92,12 @@ if [[ $TARGETS == *sockets* ]]; then
 fi
 
 cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
+worker_processes $WORKERS;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  access_log $WORK/nginx-access.log combined buffer=64k flush=1s;
   upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 128; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -107,7 +112,7 @@ http {
 NGINX
 nginx -c "$WORK/nginx.conf" -p "$WORK"
 wait_http "http://127.0.0.1:$NGINX_PORT/health"
-NGINX_WORKER=$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)
+NGINX_WORKERS=$(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')
 
 lua() { # $1 = model, $2 = stream(true|false), $3 = auth header or empty
   cat <<LUA
@@ -122,11 +127,11 @@ lua "Qwen/Qwen2.5-7B-Instruct" true "" >"$WORK/direct-sse.lua"
 lua "qwen" false "$KEY" >"$WORK/gw-json.lua"
 lua "qwen" true "$KEY" >"$WORK/gw-sse.lua"
 
-cpu_ticks() { [[ -z $1 ]] && { echo 0; return; }; awk '{print $14+$15}' "/proc/$1/stat"; }
+cpu_ticks() { [[ -z $1 ]] && { echo 0; return; }; local p t=0; for p in $1; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
 TCK=$(getconf CLK_TCK)
 
 # One wrk run: prints "reqs_per_s p50_ms p99_ms cpu_us_per_req non2xx"
-run() { # $1 target port, $2 lua, $3 pid to charge CPU to (or empty)
+run() { # $1 target port, $2 lua, $3 pids to charge CPU to (space-separated, or empty)
   local before after out
   before=$(cpu_ticks "$3")
   out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:$1/v1/chat/completions" 2>&1)
@@ -147,7 +152,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for target in $TARGETS; do
       case $target in
         direct) r=$(run $SIM_PORT "$WORK/direct-$kind.lua" "") ;;
-        nginx) r=$(run $NGINX_PORT "$WORK/direct-$kind.lua" "$NGINX_WORKER") ;;
+        nginx) r=$(run $NGINX_PORT "$WORK/direct-$kind.lua" "$NGINX_WORKERS") ;;
         gateway) r=$(run $GW_PORT "$WORK/gw-$kind.lua" "$GW_PID") ;;
         gateway-nometrics) r=$(run $GW2_PORT "$WORK/gw-$kind.lua" "$GW2_PID") ;;
         gateway-sockets) r=$(run $GW3_PORT "$WORK/gw-$kind.lua" "$GW3_PID") ;;
@@ -161,7 +166,7 @@ done
 median() { sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 col() { awk -v c="$1" 'NF { print $c }' <<<"$2" | median; }
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
-NGINX_RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$NGINX_WORKER/status")
+NGINX_RSS_KB=0; for p in $NGINX_WORKERS; do NGINX_RSS_KB=$((NGINX_RSS_KB + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done
 RSS_MORE=""
 [[ -n $GW3_PID ]] && RSS_MORE="; gateway-sockets: $(( $(awk '/VmRSS/ {print $2}' "/proc/$GW3_PID/status") / 1024 )) MB"
 
@@ -180,5 +185,5 @@ RSS_MORE=""
     done
   done
   echo
-  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores. Gateway RSS after the run: $((RSS_KB / 1024)) MB$RSS_MORE; nginx worker: $((NGINX_RSS_KB / 1024)) MB."
+  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores, nginx worker_processes $WORKERS and gateway io_threads $WORKERS, request logs on both. Gateway RSS after the run: $((RSS_KB / 1024)) MB$RSS_MORE; nginx workers: $((NGINX_RSS_KB / 1024)) MB."
 } | tee ${OUT:+"$OUT"}
