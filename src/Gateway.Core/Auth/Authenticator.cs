@@ -50,7 +50,7 @@ public static class Authenticator
         if (token.Length != ApiKey.Length || Encoding.ASCII.GetBytes(token, ascii) != ApiKey.Length || !ApiKey.IsWellFormed(ascii))
             return OpenAiError.InvalidApiKey("Incorrect API key provided.");
 
-        var hash = ApiKey.Hash(ascii);
+        var hash = ApiKey.HashCached(ascii);
         var entry = snapshot.FindKey(hash);
         if (entry is null) unknown = hash;
         return Admit(entry, now, out key);
