@@ -21,28 +21,52 @@ public struct ResponseScan
 public static class ResponseScanner
 {
     /// <summary>Returns false when <paramref name="json"/> is not one JSON object; it is then passed on untouched.</summary>
-    public static bool TryScan(ReadOnlySpan<byte> json, out ResponseScan scan)
+    public static bool TryScan(ReadOnlySpan<byte> json, out ResponseScan scan) => TryScan(json, null, out scan);
+
+    /// <summary>
+    /// The same scan, for one chunk of a stream: a chunk that starts with the prefix <paramref name="cache"/> remembers from an earlier
+    /// chunk is read from the end of that prefix on; any other chunk is scanned in full and refreshes the cache.
+    /// </summary>
+    public static bool TryScan(ReadOnlySpan<byte> json, ChunkScanCache? cache, out ResponseScan scan)
     {
         scan = default;
         scan.ModelStart = scan.ModelEnd = scan.UsageCutStart = scan.UsageCutEnd = -1;
         try
         {
-            var reader = new Utf8JsonReader(json);
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return false;
-            int previousValueEnd = (int)reader.BytesConsumed;
-            bool first = true, usageWasFirst = false;
+            Utf8JsonReader reader;
+            // offset: where the reader's span starts in json (its TokenStartIndex and BytesConsumed count from there).
+            int offset, previousValueEnd;
+            bool first;
+            if (cache is not null && cache.TryResume(json, ref scan, out var state))
+            {
+                // Resume after the model value, as the full scan stood there: previousValueEnd is its end, first is false.
+                offset = previousValueEnd = cache.PrefixLength;
+                first = false;
+                reader = new Utf8JsonReader(json[offset..], isFinalBlock: true, state);
+            }
+            else
+            {
+                offset = 0;
+                first = true;
+                reader = new Utf8JsonReader(json);
+                if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return false;
+                previousValueEnd = (int)reader.BytesConsumed;
+            }
+            bool usageWasFirst = false; // never true after the model value, so a resumed scan starts with it false too
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
                 // usage as the first member: cut from its name to the next name, so no comma is left dangling.
-                if (usageWasFirst) { scan.UsageCutEnd = (int)reader.TokenStartIndex; usageWasFirst = false; }
-                int nameStart = (int)reader.TokenStartIndex;
+                if (usageWasFirst) { scan.UsageCutEnd = offset + (int)reader.TokenStartIndex; usageWasFirst = false; }
+                int nameStart = offset + (int)reader.TokenStartIndex;
                 if (reader.ValueTextEquals("model"u8))
                 {
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.String && scan.ModelStart < 0)
                     {
+                        // Only a full scan gets here (a resumed one has the model already), so offset is 0.
                         scan.ModelStart = (int)reader.TokenStartIndex;
                         scan.ModelEnd = (int)reader.BytesConsumed;
+                        cache?.Remember(json[..scan.ModelEnd], reader.CurrentState, scan);
                     }
                     else reader.Skip();
                 }
@@ -56,7 +80,7 @@ public static class ResponseScanner
                     }
                     else reader.Skip();
                     scan.UsageCutStart = first ? nameStart : previousValueEnd;
-                    scan.UsageCutEnd = (int)reader.BytesConsumed;
+                    scan.UsageCutEnd = offset + (int)reader.BytesConsumed;
                     usageWasFirst = first;
                 }
                 else if (reader.ValueTextEquals("choices"u8))
@@ -70,7 +94,7 @@ public static class ResponseScanner
                     reader.Read();
                     reader.Skip();
                 }
-                previousValueEnd = (int)reader.BytesConsumed;
+                previousValueEnd = offset + (int)reader.BytesConsumed;
                 first = false;
             }
             return reader.TokenType == JsonTokenType.EndObject;

@@ -173,7 +173,7 @@ public static class SseRelay
             {
                 state.SawDone = true;
             }
-            else if (ResponseScanner.TryScan(payload, out var scan))
+            else if (ResponseScanner.TryScan(payload, state.ScanCache, out var scan))
             {
                 if (scan.HasUsage) state.OnUsage(scan.PromptTokens, scan.CompletionTokens);
                 if (scan.HasContent)

@@ -42,9 +42,13 @@ public sealed class StreamState : IDisposable
         PromptTokens = CompletionTokens = FirstContentTimestamp = LastContentTimestamp = _charged = 0;
         Events = ContentChunks = 0;
         SawDone = false;
+        ScanCache.Clear();
     }
 
     internal PooledBuffer Scratch => _scratch ??= new PooledBuffer(8192);
+
+    /// <summary>The chunk prefix vLLM repeats in every chunk (id … model), so the scanner reads it once per stream.</summary>
+    internal ChunkScanCache ScanCache { get; } = new();
 
     /// <summary>Takes a chunk's cumulative usage; what was not charged yet is charged by <see cref="ChargePending"/>.</summary>
     internal void OnUsage(long promptTokens, long completionTokens)
@@ -74,7 +78,11 @@ public sealed class StreamState : IDisposable
         ContentChunks++;
     }
 
-    public void Dispose() => _scratch?.Dispose();
+    public void Dispose()
+    {
+        _scratch?.Dispose();
+        ScanCache.Dispose();
+    }
 }
 
 public enum RelayOutcome : byte
