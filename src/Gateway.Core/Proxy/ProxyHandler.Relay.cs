@@ -29,7 +29,10 @@ public sealed partial class ProxyHandler
             await using var stream = await response.OpenBodyAsync(cts.Token); // Content-Length or chunked, de-chunked by either client
             while (true)
             {
-                var read = stream.ReadAsync(raw.GetMemory(16 * 1024), cts.Token);
+                // Room for what Content-Length says is left (1 byte for the read that sees the end), else 16 KB at a time: asking
+                // for 16 KB on every response made the pooled 4 KB buffer trade itself for a bigger one each time.
+                int room = declared is { } length ? (int)Math.Max(1, length - raw.Length) : 16 * 1024;
+                var read = stream.ReadAsync(raw.GetMemory(room), cts.Token);
                 // The idle limit matters only to a read that waits: a small body is usually in hand with the head, and every
                 // timer change takes the timer queue's lock.
                 if (!read.IsCompleted) cts.CancelAfter(idle);

@@ -56,7 +56,15 @@ internal sealed class ProxyRequest
         return _cts;
     }
 
-    public static ProxyRequest Rent() => Pool.TryTake(out var r) ? r : new ProxyRequest();
+    // ConcurrentBag.Count takes every thread's lock: the pool's size is kept here instead (approximate, which is all a cap needs).
+    private static int s_pooled;
+
+    public static ProxyRequest Rent()
+    {
+        if (!Pool.TryTake(out var r)) return new ProxyRequest();
+        Interlocked.Decrement(ref s_pooled);
+        return r;
+    }
 
     public static void Return(ProxyRequest request)
     {
@@ -67,7 +75,11 @@ internal sealed class ProxyRequest
         request.Body = Shrink(request.Body);
         request.Upstream = Shrink(request.Upstream);
         request.Response = Shrink(request.Response);
-        if (Pool.Count < 1024) Pool.Add(request);
+        if (Volatile.Read(ref s_pooled) < 1024)
+        {
+            Interlocked.Increment(ref s_pooled);
+            Pool.Add(request);
+        }
         else { request.Body.Dispose(); request.Upstream.Dispose(); request.Response.Dispose(); request._watchdog?.Dispose(); }
     }
 
