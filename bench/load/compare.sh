@@ -28,6 +28,8 @@ while (($#)); do
   esac
 done
 
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || { echo "--workers takes a positive number" >&2; exit 2; }
+
 command -v wrk >/dev/null && command -v nginx >/dev/null || {
   echo "installing wrk and nginx" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx >/dev/null
@@ -112,7 +114,10 @@ http {
 NGINX
 nginx -c "$WORK/nginx.conf" -p "$WORK"
 wait_http "http://127.0.0.1:$NGINX_PORT/health"
-NGINX_WORKERS=$(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')
+for _ in $(seq 1 50); do # all workers forked, or their CPU and RSS would be undercounted
+  NGINX_WORKERS=$(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')
+  (( $(wc -w <<<"$NGINX_WORKERS") >= WORKERS )) && break; sleep 0.1
+done
 
 lua() { # $1 = model, $2 = stream(true|false), $3 = auth header or empty
   cat <<LUA

@@ -35,22 +35,28 @@ public static class ApiKey
     /// <summary>
     /// <see cref="Hash"/> for step 3, with the last keys seen on this thread remembered: the same few keys send most requests, and
     /// SHA-256 through OpenSSL (with its error-queue bookkeeping) was ~2 % of a proxied request's CPU. A hit is a constant-time
-    /// comparison, so response timing says nothing about how much of a guess matched a remembered key. The raw keys kept here are
-    /// no more exposed than Kestrel's own per-connection copies of the Authorization header.
+    /// comparison, so response timing says nothing about how much of a guess matched a remembered key. The keys are kept XORed
+    /// with a random per-process pad, so a memory dump does not show them as text (a dump that also holds the pad still gives
+    /// them away, as it would Kestrel's per-connection copies of the Authorization header).
     /// </summary>
     public static KeyHash HashCached(ReadOnlySpan<byte> key)
     {
         if (key.Length != Length) return Hash(key);
         var cache = t_hashCache ??= new HashCache();
-        int slot = key[^1] & (HashCache.Size - 1); // the last hex digit
+        int last = key[^1];
+        int slot = last <= '9' ? last & 0xF : (last & 0xF) + 9; // the last hex digit, 0–15
+        Span<byte> masked = stackalloc byte[Length];
+        for (int i = 0; i < Length; i++) masked[i] = (byte)(key[i] ^ Pad[i]);
         var known = cache.Keys.AsSpan(slot * Length, Length);
-        if (cache.Filled[slot] && CryptographicOperations.FixedTimeEquals(known, key)) return cache.Hashes[slot];
+        if (cache.Filled[slot] && CryptographicOperations.FixedTimeEquals(known, masked)) return cache.Hashes[slot];
         var hash = Hash(key);
-        key.CopyTo(known);
+        masked.CopyTo(known);
         cache.Hashes[slot] = hash;
         cache.Filled[slot] = true;
         return hash;
     }
+
+    private static readonly byte[] Pad = RandomNumberGenerator.GetBytes(Length);
 
     private sealed class HashCache
     {

@@ -46,6 +46,7 @@ public sealed record ServerOptions
     /// Socket event-loop threads (0 = one per core, .NET's default with inline I/O). Fewer loops than cores leave the rest to
     /// whatever shares the machine: on 2 cores shared with the load generator and the upstream, 1 loop was measured at 0.4
     /// involuntary context switches per request instead of 1.3, and 20% less CPU per request (bench/load/compare.sh).
+    /// A process-wide setting: <c>gateway serve</c> applies it before the first socket exists; an in-process GatewayHost cannot.
     /// </summary>
     public int IoThreads { get; init; }
 }

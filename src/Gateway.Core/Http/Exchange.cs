@@ -7,7 +7,8 @@ namespace Gateway.Http;
 /// <summary>
 /// The features of one request, fetched once. Kestrel's feature collection is the connection's protocol object, which implements
 /// these features itself: a cast finds them without Get&lt;T&gt;'s generic virtual dispatch (a runtime lookup under Native AOT);
-/// another server's collection falls back to Get&lt;T&gt;.
+/// another server's collection falls back to Get&lt;T&gt;. Kestrel's current feature is the protocol object itself until something
+/// calls Set, which nothing here does (a raw IHttpApplication, no middleware); a middleware that replaces features would need Get.
 /// </summary>
 public readonly struct Exchange
 {

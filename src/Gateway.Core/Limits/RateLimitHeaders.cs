@@ -70,6 +70,7 @@ public static class RateLimitHeaders
     /// <summary>A key's limits are the same on each of its responses: the last text made is reused while the value matches.</summary>
     private static string Limit(long value, ref LimitText? last)
     {
+        if (value is >= 0 and < 1024) return SmallNumbers[value];
         var cached = Volatile.Read(ref last);
         if (cached is not null && cached.Value == value) return cached.Text;
         var text = Number(value);

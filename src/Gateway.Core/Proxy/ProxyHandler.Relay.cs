@@ -27,6 +27,7 @@ public sealed partial class ProxyHandler
             if (declared > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
             raw.Ensure((int)(declared ?? 4096));
             await using var stream = await response.OpenBodyAsync(cts.Token); // Content-Length or chunked, de-chunked by either client
+            bool armed = false;
             while (true)
             {
                 // Room for what Content-Length says is left (1 byte for the read that sees the end), else 16 KB at a time: asking
@@ -35,9 +36,9 @@ public sealed partial class ProxyHandler
                 var read = stream.ReadAsync(raw.GetMemory(room), cts.Token);
                 // The idle limit matters only to a read that waits: a small body is usually in hand with the head, and every
                 // timer change takes the timer queue's lock.
-                if (!read.IsCompleted) cts.CancelAfter(idle);
+                if (!read.IsCompleted) { cts.CancelAfter(idle); armed = true; }
                 int n = await read;
-                if (n == 0) break;
+                if (n == 0) { if (armed) cts.CancelAfter(Timeout.InfiniteTimeSpan); break; }
                 raw.Advance(n);
                 if (raw.Length > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
             }
@@ -89,8 +90,8 @@ public sealed partial class ProxyHandler
         headers.CacheControl = "no-cache";
         headers[GatewayHeaders.AccelBuffering] = "no";
 
-        // Step 11 runs inside the relay for streams: every chunk's cumulative usage charges its delta, so a long stream counts
-        // against TPM while it runs and a client that leaves has paid for what it got.
+        // Step 11 runs inside the relay for streams: after every upstream read, the cumulative usage charges its delta, so a long
+        // stream counts against TPM while it runs and a client that leaves has paid for what it got.
         using var state = new StreamState(model.AliasJson, request.Scan.ClientIncludeUsage, request.Scan.ClientContinuousUsage,
             rate.KeyId is null ? null : limiter, rate);
         PipeReader reader;
@@ -132,6 +133,7 @@ public sealed partial class ProxyHandler
         }
         finally
         {
+            state.ChargePending(); // usage counted in a read whose handling threw is charged too (a no-op otherwise)
             record.HasUsage = state.PromptTokens != 0 || state.CompletionTokens != 0;
             record.PromptTokens = state.PromptTokens;
             record.CompletionTokens = state.CompletionTokens;

@@ -14,7 +14,7 @@ public sealed class ApiKeyHashCacheTests
         for (int i = 0; i < 40; i++)
         {
             var chars = ("ml-" + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray()) + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray())).ToCharArray();
-            chars[^1] = "0123456789abcdef"[i % 3];
+            chars[^1] = "0123456789abcdef"[i % 16];
             keys.Add(Encoding.ASCII.GetBytes(chars));
             var twin = (char[])chars.Clone();
             int at = random.Next(3, chars.Length - 1);

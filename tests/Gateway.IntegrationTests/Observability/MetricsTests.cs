@@ -62,7 +62,7 @@ public sealed class MetricsTests : IDisposable
     [Fact]
     public async Task Stream_counts_ttft_itl_tokens_per_second_and_leaves_no_active_stream()
     {
-        _fx.Simulator.Options.ItlMs = 2; // tokens in separate reads: chunks are stamped per read, and one read has no rate
+        _fx.Simulator.Options.ItlMs = 20; // tokens in separate reads: chunks are stamped per read, and one read has no rate
         var before = await ScrapeAsync();
         using (var response = await _fx.Client.SendAsync(_fx.Post("/v1/chat/completions", StreamChat)))
         {
