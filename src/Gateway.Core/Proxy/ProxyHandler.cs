@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using System.Text;
 using Gateway.Auth;
@@ -172,6 +171,7 @@ public sealed partial class ProxyHandler(
         var modelMetrics = metrics.For(model);
         var clientAborted = exchange.RequestAborted;
         Backend? failed = null;
+        var forwarded = ForwardedHeaders(exchange, request, upstream.Options.PassThroughHeaders); // the same for every attempt
         for (int attempt = 1; ; attempt++)
         {
             // Step 8: balance (wrr or p2c, per model). A backend that just failed is skipped for the retry.
@@ -187,7 +187,7 @@ public sealed partial class ProxyHandler(
             // (its route was resolved with the snapshot), else through SocketsHttpHandler. Only safe headers go upstream; never the
             // client's Authorization.
             var route = upstream.RouteFor(backend, endpoint);
-            using var message = route is null ? CreateMessage(exchange, request, backend, endpoint, requestId, upstream.Options.PassThroughHeaders) : null;
+            using var message = route is null ? CreateMessage(request, backend, endpoint, requestId, forwarded) : null;
 
             // One pooled token source per request carries the client's abort and every upstream time limit.
             var cts = request.Cancellation(clientAborted);
@@ -200,7 +200,7 @@ public sealed partial class ProxyHandler(
             {
                 response = message is not null
                     ? new UpstreamResponse(await upstream.Invoker.SendAsync(message, cts.Token))
-                    : new UpstreamResponse(await upstream.Http1!.SendAsync(route!, request.Upstream.WrittenMemory, requestId, Http1Headers(exchange, request, upstream.Options.PassThroughHeaders), cts.Token));
+                    : new UpstreamResponse(await upstream.Http1!.SendAsync(route!, request.Upstream.WrittenMemory, requestId, forwarded, cts.Token));
             }
             catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
             {
@@ -278,11 +278,11 @@ public sealed partial class ProxyHandler(
     }
 
     /// <summary>
-    /// The request for SocketsHttpHandler: the spliced body (re-sendable on a dead pooled connection), X-Request-ID, Accept and the
-    /// configured pass-through headers.
+    /// The request for SocketsHttpHandler: the spliced body (re-sendable on a dead pooled connection), X-Request-ID and the
+    /// forwarded headers.
     /// </summary>
-    private static HttpRequestMessage CreateMessage(Exchange exchange, ProxyRequest request, Backend backend, ProxyEndpoint endpoint, string requestId,
-        string[] passThrough)
+    private static HttpRequestMessage CreateMessage(ProxyRequest request, Backend backend, ProxyEndpoint endpoint, string requestId,
+        List<KeyValuePair<string, string>>? forwarded)
     {
         var message = new HttpRequestMessage(HttpMethod.Post, endpoint switch
         {
@@ -296,17 +296,16 @@ public sealed partial class ProxyHandler(
             Content = new BufferContent(request.Upstream.WrittenMemory),
         };
         message.Headers.TryAddWithoutValidation(GatewayHeaders.RequestId, requestId);
-        if (Forwardable(exchange.RequestHeaders.Accept) is { } accept) message.Headers.TryAddWithoutValidation(HeaderNames.Accept, accept);
-        foreach (var name in passThrough)
-            if (Forwardable(exchange.RequestHeaders[name]) is { } value) message.Headers.TryAddWithoutValidation(name, value);
+        if (forwarded is not null)
+            foreach (var (name, value) in forwarded) message.Headers.TryAddWithoutValidation(name, value);
         return message;
     }
 
     /// <summary>
-    /// The headers Http1Client sends beyond its own (Host, Content-Type, Content-Length) and X-Request-ID: Accept and the configured
-    /// pass-through headers, in the request's reused list; null when there is none.
+    /// The client headers that go upstream beyond the ones either client sets itself (Host, Content-Type, Content-Length,
+    /// X-Request-ID): Accept and the configured pass-through headers, in the request's reused list; null when there is none.
     /// </summary>
-    private static List<KeyValuePair<string, string>>? Http1Headers(Exchange exchange, ProxyRequest request, string[] passThrough)
+    private static List<KeyValuePair<string, string>>? ForwardedHeaders(Exchange exchange, ProxyRequest request, string[] passThrough)
     {
         var headers = request.UpstreamHeaders;
         headers.Clear();

@@ -17,7 +17,7 @@ internal sealed class ProxyRequest
     public PooledBuffer Body = new(4096);
     public PooledBuffer Upstream = new(4096);
     public PooledBuffer Response = new(4096);
-    /// <summary>Forwarded headers for Http1Client (Accept), refilled per attempt: a list per request would be an allocation.</summary>
+    /// <summary>The client headers forwarded upstream (Accept, pass-through), filled once per request: a list per request would be an allocation.</summary>
     public readonly List<KeyValuePair<string, string>> UpstreamHeaders = new(1);
 
     private CancellationTokenSource _cts = new();

@@ -32,7 +32,7 @@ public sealed class FailoverTests : IAsyncLifetime
         };
         await using var gateway = new GatewayHost(options, logSink: Stream.Null);
         await gateway.StartAsync();
-        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.Port}"), Timeout = TimeSpan.FromSeconds(30) };
+        using var client = GatewayFixture.ClientFor(gateway);
 
         for (int i = 0; i < 4; i++)
         {

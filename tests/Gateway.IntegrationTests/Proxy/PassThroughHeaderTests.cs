@@ -31,7 +31,7 @@ public sealed class PassThroughHeaderTests : IAsyncLifetime
         };
         await using var gateway = new GatewayHost(options, logSink: Stream.Null);
         await gateway.StartAsync();
-        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.Port}"), Timeout = TimeSpan.FromSeconds(30) };
+        using var client = GatewayFixture.ClientFor(gateway);
 
         var request = GatewayFixture.CreatePost("/v1/chat/completions", $$"""{"model":"qwen","messages":[],"stream":{{(stream ? "true" : "false")}}}""");
         request.Headers.TryAddWithoutValidation("X-Tenant", "acme-42");

@@ -48,14 +48,10 @@ public sealed class UpstreamAnswerTests
         _ = name; // the row's description, for the test name
         using var server = new ScriptedServer();
         var backend = $"http://127.0.0.1:{server.Port}";
-        var options = GatewayFixture.BuildOptions(backend) with
-        {
-            Proxy = new ProxyOptions { UpstreamClient = upstream, FirstByteTimeout = TimeSpan.FromSeconds(10) },
-            Models = [new ModelConfig { Name = "qwen", ModelId = GatewayFixture.ModelId, Backends = [new BackendConfig { Url = backend }] }],
-        };
+        var options = OnlyBackend(backend, new ProxyOptions { UpstreamClient = upstream, FirstByteTimeout = TimeSpan.FromSeconds(10) });
         await using var gateway = new GatewayHost(options, logSink: Stream.Null);
         await gateway.StartAsync();
-        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.Port}"), Timeout = TimeSpan.FromSeconds(30) };
+        using var client = GatewayFixture.ClientFor(gateway);
 
         var sending = client.SendAsync(GatewayFixture.CreatePost("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}"));
         using (var connection = await server.AcceptAsync())
@@ -86,14 +82,13 @@ public sealed class UpstreamAnswerTests
     {
         using var server = new ScriptedServer();
         var backend = $"http://127.0.0.1:{server.Port}";
-        var options = GatewayFixture.BuildOptions(backend) with
+        var options = OnlyBackend(backend, new ProxyOptions
         {
-            Proxy = new ProxyOptions { UpstreamClient = upstream, FirstByteTimeout = TimeSpan.FromSeconds(10), StreamIdleTimeout = TimeSpan.FromMilliseconds(400) },
-            Models = [new ModelConfig { Name = "qwen", ModelId = GatewayFixture.ModelId, Backends = [new BackendConfig { Url = backend }] }],
-        };
+            UpstreamClient = upstream, FirstByteTimeout = TimeSpan.FromSeconds(10), StreamIdleTimeout = TimeSpan.FromMilliseconds(400),
+        });
         await using var gateway = new GatewayHost(options, logSink: Stream.Null);
         await gateway.StartAsync();
-        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.Port}"), Timeout = TimeSpan.FromSeconds(30) };
+        using var client = GatewayFixture.ClientFor(gateway);
 
         var sending = client.SendAsync(GatewayFixture.CreatePost("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}"));
         using var connection = await server.AcceptAsync();
@@ -108,4 +103,11 @@ public sealed class UpstreamAnswerTests
         using var doc = JsonDocument.Parse(body);
         Assert.Equal("backend_timeout", doc.RootElement.GetProperty("error").GetProperty("code").GetString());
     }
+
+    /// <summary>The fixture's options with "qwen" served by the scripted <paramref name="backend"/> alone: nothing to fail over to.</summary>
+    private static GatewayOptions OnlyBackend(string backend, ProxyOptions proxy) => GatewayFixture.BuildOptions(backend) with
+    {
+        Proxy = proxy,
+        Models = [new ModelConfig { Name = "qwen", ModelId = GatewayFixture.ModelId, Backends = [new BackendConfig { Url = backend }] }],
+    };
 }
