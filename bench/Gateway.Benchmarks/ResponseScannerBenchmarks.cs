@@ -8,7 +8,8 @@ namespace Gateway.Benchmarks;
 /// The per-chunk scan of the SSE relay (and of a JSON response): one <c>Utf8JsonReader</c> pass. A hand-written byte-level scanner
 /// was tried against it (2026-11-25) and was no faster (263 vs 258 ns per token chunk), so the reader stays.
 /// <see cref="ScanCached"/> is the relay's scan: the chunk starts with the prefix the stream's <see cref="ChunkScanCache"/> remembers
-/// (as every vLLM chunk after a stream's first does), so the reader starts after the model value.
+/// (as every vLLM chunk after a stream's first does), so the reader starts after the model value, or, for a token chunk in vLLM's
+/// exact shape, is not needed at all (<see cref="VllmChunkShape"/>).
 /// </summary>
 [MemoryDiagnoser]
 public class ResponseScannerBenchmarks
@@ -16,7 +17,7 @@ public class ResponseScannerBenchmarks
     private byte[] _json = [];
     private readonly ChunkScanCache _cache = new();
 
-    [Params("token chunk", "final usage chunk", "chat response")]
+    [Params("token chunk", "token chunk + usage", "final usage chunk", "chat response")]
     public string Shape { get; set; } = "";
 
     [GlobalSetup]
@@ -26,6 +27,8 @@ public class ResponseScannerBenchmarks
         _json = Encoding.UTF8.GetBytes(Shape switch
         {
             "token chunk" => "{" + head + ",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" word\"},\"logprobs\":null,\"finish_reason\":null}]}",
+            // What the relay gets: it asks vLLM for continuous_usage_stats, so every chunk carries the running usage.
+            "token chunk + usage" => "{" + head + ",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" word\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":57,\"total_tokens\":77,\"completion_tokens\":20}}",
             "final usage chunk" => "{" + head + ",\"choices\":[],\"usage\":{\"prompt_tokens\":57,\"total_tokens\":77,\"completion_tokens\":20}}",
             _ => "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":1732540000,\"model\":\"Qwen/Qwen2.5-7B-Instruct\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"reasoning_content\":null,\"content\":\"" +
                  string.Join(' ', Enumerable.Repeat("word", 200)) + "\",\"tool_calls\":[]},\"logprobs\":null,\"finish_reason\":\"stop\",\"stop_reason\":null}],\"usage\":{\"prompt_tokens\":57,\"total_tokens\":257,\"completion_tokens\":200,\"prompt_tokens_details\":null},\"prompt_logprobs\":null}",

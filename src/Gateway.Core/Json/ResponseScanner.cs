@@ -39,6 +39,11 @@ public static class ResponseScanner
             bool first;
             if (cache is not null && cache.TryResume(json, ref scan, out var state))
             {
+                // vLLM's token chunk, byte for byte after the prefix: matched without the reader walking every token. The prefix
+                // must have left nothing but the model in the scan (the shape's findings are then the whole of it).
+                if (scan.UsageCutStart < 0 && !scan.HasUsage && !scan.ChoicesEmpty && !scan.HasContent &&
+                    VllmChunkShape.TryMatch(json[cache.PrefixLength..], cache.PrefixLength, ref scan))
+                    return true;
                 // Resume after the model value, as the full scan stood there: previousValueEnd is its end, first is false.
                 offset = previousValueEnd = cache.PrefixLength;
                 first = false;

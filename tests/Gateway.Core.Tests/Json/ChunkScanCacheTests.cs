@@ -127,6 +127,78 @@ public sealed class ChunkScanCacheTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Token_chunks_of_vllm_streams_match_the_shape_without_the_reader()
+    {
+        foreach (var stream in new[] { ChatStream(8, usage: true), ChatStream(8, usage: false), CompletionStream(8, usage: true), CompletionStream(8, usage: false) })
+        {
+            using var cache = new ChunkScanCache();
+            ScanBothWays(Encoding.UTF8.GetBytes(stream[0]), cache, "first");
+            int matched = 0;
+            foreach (var chunk in stream[1..])
+            {
+                var bytes = Encoding.UTF8.GetBytes(chunk);
+                Assert.True(ScanBothWays(bytes, cache, chunk));
+                if (MatchesShape(bytes, cache)) matched++;
+            }
+            // Every token chunk after the first chunk, and the final usage-only chunk where there is one; the finish chunk's middle differs.
+            int expected = stream[1..].Count(c => c.Contains("\"finish_reason\":null") && !c.Contains("\"role\"") || c.Contains("\"choices\":[]"));
+            Assert.True(expected >= 7);
+            Assert.Equal(expected, matched);
+        }
+    }
+
+    /// <summary>Chunks whose bytes after the prefix are near vLLM's shape but not it: the shape declines and the reader decides.</summary>
+    [Theory]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":01,\"total_tokens\":2,\"completion_tokens\":1}}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":1.5,\"total_tokens\":2,\"completion_tokens\":1}}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":1,\"total_tokens\":2e1,\"completion_tokens\":1}}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":-1,\"total_tokens\":2,\"completion_tokens\":1}}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":1234567890123456789,\"total_tokens\":2,\"completion_tokens\":1}}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":1,\"total_tokens\":2,\"completion_tokens\":1}} ")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":1,\"total_tokens\":2,\"completion_tokens\":1}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":1,\"total_tokens\":2,\"completion_tokens\":1}}}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" \\x\"},\"logprobs\":null,\"finish_reason\":null}]}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" \\u12G4\"},\"logprobs\":null,\"finish_reason\":null}]}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" \u0001\"},\"logprobs\":null,\"finish_reason\":null}]}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a},\"logprobs\":null,\"finish_reason\":null}]}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":null},\"logprobs\":null,\"finish_reason\":null}]}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null}] }")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null},{\"index\":1}]}")]
+    [InlineData(",\"choices\":[]}")]
+    [InlineData(",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"total_tokens\":2,\"completion_tokens\":1},\"x\":1}")]
+    public void Near_misses_are_left_to_the_reader(string rest)
+    {
+        using var cache = new ChunkScanCache();
+        ScanBothWays(Encoding.UTF8.GetBytes(ChatStream(1, usage: true)[0]), cache, "first");
+        var chunk = Encoding.UTF8.GetBytes("{" + Head + rest);
+        Assert.False(MatchesShape(chunk, cache), rest);
+        Assert.True(ScanBothWays(chunk, cache, rest)); // resumed, and equal to the full scan
+    }
+
+    /// <summary>Escaped and non-ASCII tokens, zero usage and 18-digit counts are the shape too, with the full scan's findings.</summary>
+    [Theory]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\\\"q\\\" \\n \\u00e9 \\ud83d\\ude00 \u00e9\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":0,\"total_tokens\":0,\"completion_tokens\":0}}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":123456789012345678,\"total_tokens\":1,\"completion_tokens\":999999999999999999}}")]
+    [InlineData(",\"choices\":[{\"index\":0,\"text\":\"}]\\\\\",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}")]
+    [InlineData(",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"total_tokens\":9,\"completion_tokens\":2}}")]
+    public void Unusual_but_exact_chunks_match_the_shape(string rest)
+    {
+        using var cache = new ChunkScanCache();
+        ScanBothWays(Encoding.UTF8.GetBytes(ChatStream(1, usage: true)[0]), cache, "first");
+        var chunk = Encoding.UTF8.GetBytes("{" + Head + rest);
+        Assert.True(MatchesShape(chunk, cache), rest);
+        Assert.True(ScanBothWays(chunk, cache, rest));
+    }
+
+    /// <summary>Whether the chunk resumes from the cache and its remainder is vLLM's token-chunk shape (the relay's fast path).</summary>
+    private static bool MatchesShape(byte[] chunk, ChunkScanCache cache)
+    {
+        var scan = new ResponseScan { ModelStart = -1, ModelEnd = -1, UsageCutStart = -1, UsageCutEnd = -1 };
+        return cache.TryResume(chunk, ref scan, out _) && VllmChunkShape.TryMatch(chunk.AsSpan(cache.PrefixLength), cache.PrefixLength, ref scan);
+    }
+
+    [Fact]
     public void A_prefix_longer_than_the_limit_is_not_remembered()
     {
         using var cache = new ChunkScanCache();
@@ -165,7 +237,7 @@ public sealed class ChunkScanCacheTests(ITestOutputHelper output)
         var random = new Random(20261125);
         var streams = new[] { ChatStream(6, true), ChatStream(6, false), CompletionStream(6, true), CompletionStream(4, false), UsageFirstAfterModelStream(5) };
         var alphabet = "{}[]\":,\\ \n0123456789.-+eEtrufalsn\u00e9"u8.ToArray();
-        int cases = 0, hits = 0, misses = 0, failedScans = 0, hitsOnFailedScans = 0;
+        int cases = 0, hits = 0, misses = 0, failedScans = 0, hitsOnFailedScans = 0, shapeMatches = 0;
         var deadline = DateTime.UtcNow.AddSeconds(20);
         for (; cases < 4000 && DateTime.UtcNow < deadline; cases++)
         {
@@ -176,16 +248,17 @@ public sealed class ChunkScanCacheTests(ITestOutputHelper output)
                 var chunk = Encoding.UTF8.GetBytes(stream[c]);
                 // The first chunk is mostly left whole, as it fills the cache; later chunks are mostly mutated.
                 if (random.Next(c == 0 ? 5 : 4) != 0) chunk = Mutate(chunk, random, alphabet, Encoding.UTF8.GetByteCount("{" + Head));
+                if (MatchesShape(chunk, cache)) shapeMatches++;
                 bool hit = ScanBothWays(chunk, cache, $"case {cases}, chunk {c}", out bool ok);
                 if (hit) hits++; else misses++;
                 if (!ok) { failedScans++; if (hit) hitsOnFailedScans++; }
             }
         }
-        output.WriteLine($"cases {cases}, hits {hits}, misses {misses}, failed scans {failedScans}, of them resumed {hitsOnFailedScans}");
+        output.WriteLine($"cases {cases}, hits {hits}, misses {misses}, failed scans {failedScans}, of them resumed {hitsOnFailedScans}, shape matches {shapeMatches}");
         Assert.True(cases >= 1000, $"only {cases} cases ran");
-        // The mix must exercise both paths, and the cached path on chunks the scanner rejects.
-        Assert.True(hits > cases && misses > cases && hitsOnFailedScans > cases / 4,
-            $"cases {cases}, hits {hits}, misses {misses}, failed scans {failedScans}, of them resumed {hitsOnFailedScans}");
+        // The mix must exercise both paths, the cached path on chunks the scanner rejects, and the shape path (unmutated token chunks).
+        Assert.True(hits > cases && misses > cases && hitsOnFailedScans > cases / 4 && shapeMatches > cases / 2,
+            $"cases {cases}, hits {hits}, misses {misses}, failed scans {failedScans}, of them resumed {hitsOnFailedScans}, shape matches {shapeMatches}");
     }
 
     private static byte[] Mutate(byte[] chunk, Random random, byte[] alphabet, int prefixLength)
