@@ -3,23 +3,30 @@
 # wrk → gateway (auth on) → simulator, for JSON and SSE, interleaved over several rounds. Reports medians of req/s, p50/p99
 # latency and the proxy process's CPU µs per request (utime+stime from /proc). Loopback only; bounded in time.
 #
-#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--workers W] [--out FILE] [--metrics-off-too] [--sockets-too] [--port-base P]
+#   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--workers W] [--upstream sim|static] [--out FILE]
+#                         [--metrics-off-too] [--sockets-too] [--port-base P]
 # Like for like: nginx runs W worker processes and the gateway W socket event-loop threads (server.io_threads; default 1, the
 # nginx config most guides start from on a small box), and both write one log line per request to a file, buffered (nginx's
 # access_log with buffer=64k flush=1s, the gateway's request log thread).
 # --metrics-off-too adds a second gateway with [metrics] enabled = false, to show what recording metrics costs.
 # --sockets-too adds a gateway with [proxy] upstream_client = "sockets" (target gateway-sockets; the default is "http1"), interleaved.
-# --port-base P (default 18000): the simulator listens on P, the gateways on P+80, P+82, P+83, nginx on P+81.
+# --upstream static: instead of the simulator, a second nginx (1 worker) answers every request with a fixed body captured from the
+# simulator (the JSON answer; for SSE the stream with usage in every chunk, as the gateway asks vLLM for it), in one write with
+# Content-Length. Its cost per request is the same whoever calls it, so the proxies are compared without the simulator's own
+# CPU, which grows behind a slower proxy. ARCHITECTURE.md's performance budget is stated for a static upstream.
+# --port-base P (default 18000): the simulator listens on P, the gateways on P+80, P+82, P+83, the nginx proxy on P+81 (JSON) and
+# P+84 (SSE), a static upstream on P+90 (JSON) and P+91 (SSE).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-ROUNDS=3 DURATION=10 CONNECTIONS=32 WORKERS=1 OUT="" TARGETS="direct nginx gateway" PORT_BASE=18000
+ROUNDS=3 DURATION=10 CONNECTIONS=32 WORKERS=1 OUT="" TARGETS="direct nginx gateway" PORT_BASE=18000 UPSTREAM=sim
 while (($#)); do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
+    --upstream) UPSTREAM=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --metrics-off-too) TARGETS+=" gateway-nometrics"; shift ;;
     --sockets-too) TARGETS+=" gateway-sockets"; shift ;;
@@ -29,6 +36,7 @@ while (($#)); do
 done
 
 [[ $WORKERS =~ ^[1-9][0-9]*$ ]] || { echo "--workers takes a positive number" >&2; exit 2; }
+[[ $UPSTREAM == sim || $UPSTREAM == static ]] || { echo "--upstream takes sim or static" >&2; exit 2; }
 
 command -v wrk >/dev/null && command -v nginx >/dev/null || {
   echo "installing wrk and nginx" >&2
@@ -36,11 +44,16 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || {
 }
 [[ -x out/gateway ]] || ./build.sh publish >&2
 
-SIM_PORT=$PORT_BASE NGINX_PORT=$((PORT_BASE + 81)) GW_PORT=$((PORT_BASE + 80)) GW2_PORT=$((PORT_BASE + 82)) GW3_PORT=$((PORT_BASE + 83))
+SIM_PORT=$PORT_BASE NGINX_PORT=$((PORT_BASE + 81)) NGINX_SSE_PORT=$((PORT_BASE + 84)) GW_PORT=$((PORT_BASE + 80)) GW2_PORT=$((PORT_BASE + 82)) GW3_PORT=$((PORT_BASE + 83))
+STATIC_JSON_PORT=$((PORT_BASE + 90)) STATIC_SSE_PORT=$((PORT_BASE + 91))
 KEY="ml-$(printf 'b%.0s' {1..64})"
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; rm -rf "$WORK"; }
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for f in "$WORK/nginx.pid" "$WORK/static/nginx.pid"; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null; done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 wait_http() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
@@ -49,6 +62,48 @@ wait_http() { for _ in $(seq 1 100); do curl -sf -o /dev/null "$1" && return 0; 
 out/gateway simulate --host 127.0.0.1 --port $SIM_PORT --tokens 16 >"$WORK/sim.log" 2>&1 & SIM_PID=$!; PIDS+=($SIM_PID)
 wait_http "http://127.0.0.1:$SIM_PORT/health"
 kill -0 "$SIM_PID" 2>/dev/null || { echo "the simulator did not start (is port $SIM_PORT taken?)" >&2; exit 1; }
+
+# Where JSON and SSE requests go: the simulator for both, or the static upstream's two ports.
+JSON_UP=$SIM_PORT SSE_UP=$SIM_PORT
+if [[ $UPSTREAM == static ]]; then
+  ask() { curl -sf "http://127.0.0.1:$SIM_PORT/v1/chat/completions" -H 'Content-Type: application/json' -d "$1"; }
+  MESSAGES='"messages":[{"role":"user","content":"Hello! How are you today?"}],"max_tokens":16'
+  JSON_BODY=$(ask "{\"model\":\"Qwen/Qwen2.5-7B-Instruct\",$MESSAGES}")
+  SSE_BODY=$(ask "{\"model\":\"Qwen/Qwen2.5-7B-Instruct\",$MESSAGES,\"stream\":true,\"stream_options\":{\"include_usage\":true,\"continuous_usage_stats\":true}}"; echo x)
+  SSE_BODY=${SSE_BODY%x} # keep the stream's final blank line
+  MODELS_BODY=$(curl -sf "http://127.0.0.1:$SIM_PORT/v1/models") # the gateway's health checks ask which models a backend serves
+  [[ $JSON_BODY == *'"usage"'* && $MODELS_BODY == *Qwen* && $SSE_BODY == *"[DONE]"* ]] || { echo "could not capture the static bodies" >&2; exit 1; }
+  mkdir -p "$WORK/static"
+  printf '%s' "$JSON_BODY" >"$WORK/static/json"; printf '%s' "$SSE_BODY" >"$WORK/static/sse"; printf '%s' "$MODELS_BODY" >"$WORK/static/models"
+  chmod a+rx "$WORK" "$WORK/static"; chmod a+r "$WORK/static/json" "$WORK/static/sse" "$WORK/static/models" # nginx's workers run as an unprivileged user
+  # nginx's static files answer POST with 405; error_page turns that into the file (an internal redirect, the same for both proxies).
+  cat >"$WORK/static/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/static/nginx.pid;
+error_log $WORK/static/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  etag off;
+  keepalive_requests 1000000000; # the default (1000) would make both proxies reconnect every 1000 requests
+  server {
+    listen 127.0.0.1:$STATIC_JSON_PORT; root $WORK/static;
+    location / { default_type application/json; try_files /json =404; error_page 405 =200 \$uri; }
+    location = /v1/models { default_type application/json; try_files /models =404; }
+  }
+  server {
+    listen 127.0.0.1:$STATIC_SSE_PORT; root $WORK/static;
+    location / { default_type text/event-stream; try_files /sse =404; error_page 405 =200 \$uri; }
+    location = /v1/models { default_type application/json; try_files /models =404; }
+  }
+}
+NGINX
+  nginx -c "$WORK/static/nginx.conf" -p "$WORK/static"
+  wait_http "http://127.0.0.1:$STATIC_JSON_PORT/health"
+  JSON_UP=$STATIC_JSON_PORT SSE_UP=$STATIC_SSE_PORT
+  STATIC_PID=$(cat "$WORK/static/nginx.pid")
+  kill "$SIM_PID"; SIM_PID="" # not needed any more: keep the cores for the proxies
+fi
 
 cat >"$WORK/base.toml" <<TOML
 [server]
@@ -63,7 +118,12 @@ data_dir = "$WORK/data"      # one per gateway: the embedded store locks its dir
 name = "qwen"
 model_id = "Qwen/Qwen2.5-7B-Instruct"
   [[models.backends]]
-  url = "http://127.0.0.1:$SIM_PORT"
+  url = "http://127.0.0.1:$JSON_UP"
+[[models]]
+name = "qwen-stream"         # the same model, on the static upstream's SSE port when there is one
+model_id = "Qwen/Qwen2.5-7B-Instruct"
+  [[models.backends]]
+  url = "http://127.0.0.1:$SSE_UP"
 [[keys]]
 name = "bench"
 key = "$KEY"
@@ -100,11 +160,21 @@ error_log $WORK/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log $WORK/nginx-access.log combined buffer=64k flush=1s;
-  upstream sim { server 127.0.0.1:$SIM_PORT; keepalive 128; }
+  upstream json_up { server 127.0.0.1:$JSON_UP; keepalive 128; }
+  upstream sse_up { server 127.0.0.1:$SSE_UP; keepalive 128; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location / {
-      proxy_pass http://sim;
+      proxy_pass http://json_up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+  server {
+    listen 127.0.0.1:$NGINX_SSE_PORT;
+    location / {
+      proxy_pass http://sse_up;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_buffering off;
@@ -113,7 +183,7 @@ http {
 }
 NGINX
 nginx -c "$WORK/nginx.conf" -p "$WORK"
-wait_http "http://127.0.0.1:$NGINX_PORT/health"
+wait_http "http://127.0.0.1:$NGINX_PORT/health"; wait_http "http://127.0.0.1:$NGINX_SSE_PORT/health"
 for _ in $(seq 1 50); do # all workers forked, or their CPU and RSS would be undercounted
   NGINX_WORKERS=$(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')
   (( $(wc -w <<<"$NGINX_WORKERS") >= WORKERS )) && break; sleep 0.1
@@ -130,7 +200,7 @@ LUA
 lua "Qwen/Qwen2.5-7B-Instruct" false "" >"$WORK/direct-json.lua"
 lua "Qwen/Qwen2.5-7B-Instruct" true "" >"$WORK/direct-sse.lua"
 lua "qwen" false "$KEY" >"$WORK/gw-json.lua"
-lua "qwen" true "$KEY" >"$WORK/gw-sse.lua"
+lua "qwen-stream" true "$KEY" >"$WORK/gw-sse.lua"
 
 cpu_ticks() { [[ -z $1 ]] && { echo 0; return; }; local p t=0; for p in $1; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
 TCK=$(getconf CLK_TCK)
@@ -156,8 +226,8 @@ for round in $(seq 1 "$ROUNDS"); do
   for kind in json sse; do
     for target in $TARGETS; do
       case $target in
-        direct) r=$(run $SIM_PORT "$WORK/direct-$kind.lua" "") ;;
-        nginx) r=$(run $NGINX_PORT "$WORK/direct-$kind.lua" "$NGINX_WORKERS") ;;
+        direct) r=$(run "$( [[ $kind == json ]] && echo $JSON_UP || echo $SSE_UP )" "$WORK/direct-$kind.lua" "") ;;
+        nginx) r=$(run "$( [[ $kind == json ]] && echo $NGINX_PORT || echo $NGINX_SSE_PORT )" "$WORK/direct-$kind.lua" "$NGINX_WORKERS") ;;
         gateway) r=$(run $GW_PORT "$WORK/gw-$kind.lua" "$GW_PID") ;;
         gateway-nometrics) r=$(run $GW2_PORT "$WORK/gw-$kind.lua" "$GW2_PID") ;;
         gateway-sockets) r=$(run $GW3_PORT "$WORK/gw-$kind.lua" "$GW3_PID") ;;
@@ -190,5 +260,5 @@ RSS_MORE=""
     done
   done
   echo
-  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores, nginx worker_processes $WORKERS and gateway io_threads $WORKERS, request logs on both. Gateway RSS after the run: $((RSS_KB / 1024)) MB$RSS_MORE; nginx workers: $((NGINX_RSS_KB / 1024)) MB."
+  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores, nginx worker_processes $WORKERS and gateway io_threads $WORKERS, request logs on both, upstream: $( [[ $UPSTREAM == static ]] && echo "static (nginx return 200 with bodies captured from the simulator)" || echo "the simulator (16 tokens, no delays)" ). Gateway RSS after the run: $((RSS_KB / 1024)) MB$RSS_MORE; nginx workers: $((NGINX_RSS_KB / 1024)) MB."
 } | tee ${OUT:+"$OUT"}

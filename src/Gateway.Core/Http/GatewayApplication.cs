@@ -26,9 +26,25 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
     public IFeatureCollection CreateContext(IFeatureCollection contextFeatures) => contextFeatures;
     public void DisposeContext(IFeatureCollection context, Exception? exception) { }
 
-    public async Task ProcessRequestAsync(IFeatureCollection features)
+    public Task ProcessRequestAsync(IFeatureCollection features)
     {
         var exchange = new Exchange(features);
+        // The proxy routes go straight to the handler, which answers its own failures and logs its own line: no async layer of
+        // ours in between (each one is a state machine allocated and resumed per request).
+        if (ProxyEndpointOf(exchange.Path) is { } endpoint && HttpMethods.IsPost(exchange.Method)) return proxy.HandleAsync(exchange, endpoint);
+        return ProcessOtherAsync(exchange);
+    }
+
+    private static ProxyEndpoint? ProxyEndpointOf(string path) => path switch
+    {
+        "/v1/chat/completions" => ProxyEndpoint.ChatCompletions,
+        "/v1/completions" => ProxyEndpoint.Completions,
+        "/v1/embeddings" => ProxyEndpoint.Embeddings,
+        _ => null,
+    };
+
+    private async Task ProcessOtherAsync(Exchange exchange)
+    {
         long start = Stopwatch.GetTimestamp();
         try
         {
@@ -36,10 +52,16 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
         }
         catch (Exception) when (!exchange.Response.HasStarted)
         {
-            exchange.Response.Headers.Clear();
-            await exchange.WriteErrorAsync(new OpenAiError(500, "server_error", "internal_error", "The gateway failed to handle the request."));
+            await WriteInternalErrorAsync(exchange);
         }
         if (!LogsItself(exchange.Path)) LogRequest(exchange, start);
+    }
+
+    /// <summary>The answer to an exception that escaped a handler before anything was sent.</summary>
+    public static ValueTask WriteInternalErrorAsync(Exchange exchange)
+    {
+        exchange.Response.Headers.Clear();
+        return exchange.WriteErrorAsync(new OpenAiError(500, "server_error", "internal_error", "The gateway failed to handle the request."));
     }
 
     /// <summary>The proxy routes write their own line (step 11); probes and scrapes would only flood the log.</summary>
@@ -64,9 +86,7 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
         // C# compiles this switch to a length check plus a character test before one comparison: no hashing, no allocation.
         switch (exchange.Path)
         {
-            case "/v1/chat/completions": return HttpMethods.IsPost(method) ? proxy.HandleAsync(exchange, ProxyEndpoint.ChatCompletions) : NotAllowed(exchange);
-            case "/v1/completions": return HttpMethods.IsPost(method) ? proxy.HandleAsync(exchange, ProxyEndpoint.Completions) : NotAllowed(exchange);
-            case "/v1/embeddings": return HttpMethods.IsPost(method) ? proxy.HandleAsync(exchange, ProxyEndpoint.Embeddings) : NotAllowed(exchange);
+            case "/v1/chat/completions" or "/v1/completions" or "/v1/embeddings": return NotAllowed(exchange); // POST went to the proxy
             case "/v1/models": return HttpMethods.IsGet(method) ? ListModelsAsync(exchange) : NotAllowed(exchange);
             case "/metrics" when metrics.Enabled: return IsGetOrHead(method) ? ScrapeAsync(exchange) : NotAllowed(exchange);
             case "/health": return IsGetOrHead(method) ? exchange.WriteBodyAsync(200, "application/json", HealthBody).AsTask() : NotAllowed(exchange);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
+using System.Runtime.CompilerServices;
 using Gateway.Http;
 using Gateway.Json;
 using Gateway.Limits;
@@ -12,7 +13,8 @@ namespace Gateway.Proxy;
 // Step 10 of the request path: relaying a response (JSON or SSE) that came back from the backend.
 public sealed partial class ProxyHandler
 {
-    private async Task RelayJsonAsync(
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask RelayJsonAsync(
         Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts, RateRequest rate)
     {
         var (model, _, backendMetrics) = target;
@@ -78,7 +80,8 @@ public sealed partial class ProxyHandler
         await exchange.WriteBodyAsync(response.StatusCode, contentType, output.WrittenMemory);
     }
 
-    private async Task RelayStreamAsync(
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask RelayStreamAsync(
         Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource upstreamCts,
         TimeSpan firstByteLeft, RateRequest rate)
     {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.Net;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Gateway.Auth;
 using Gateway.Config;
@@ -101,10 +102,14 @@ public sealed partial class ProxyHandler(
             // Steps 8–10: balance, forward (retrying before the first byte), relay.
             await ForwardAsync(exchange, request, model, endpoint, requestId, rate);
         }
+        catch (Exception) when (!exchange.Response.HasStarted)
+        {
+            record.Status = 500; // a bug of ours: an OpenAI-shaped 500 rather than Kestrel's empty one
+            await GatewayApplication.WriteInternalErrorAsync(exchange);
+        }
         catch
         {
-            // The router answers an escaped exception with a 500 when nothing was sent yet.
-            record.Status = exchange.Response.HasStarted ? exchange.Response.StatusCode : 500;
+            record.Status = exchange.Response.StatusCode; // mid-response: Kestrel aborts the connection
             throw;
         }
         finally
@@ -165,7 +170,8 @@ public sealed partial class ProxyHandler(
         return key.Allows(model.Alias) ? null : OpenAiError.ModelNotAllowed(model.Alias);
     }
 
-    private async Task ForwardAsync(Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId, RateRequest rate)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ForwardAsync(Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId, RateRequest rate)
     {
         var record = request.Record;
         var modelMetrics = metrics.For(model);
