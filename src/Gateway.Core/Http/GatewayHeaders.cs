@@ -16,17 +16,30 @@ public static class GatewayHeaders
     /// </summary>
     public static string FormatMilliseconds(double ms)
     {
-        if (!(ms >= 0) || ms >= 1e9) return ms.ToString("0.###", CultureInfo.InvariantCulture); // negative, NaN, absurd: rare
+        Span<byte> text = stackalloc byte[MaxMillisecondsLength];
+        int n = TryFormatMilliseconds(ms, text);
+        return n < 0 ? ms.ToString("0.###", CultureInfo.InvariantCulture) : System.Text.Encoding.ASCII.GetString(text[..n]);
+    }
+
+    /// <summary>The longest text <see cref="TryFormatMilliseconds"/> writes: 9 digits, a point, 3 digits.</summary>
+    public const int MaxMillisecondsLength = 13;
+
+    /// <summary>
+    /// <see cref="FormatMilliseconds"/> as ASCII into <paramref name="destination"/>; returns its length, or -1 for a negative, NaN or
+    /// absurd (≥ 10⁹ ms) value, which the caller formats the slow way.
+    /// </summary>
+    public static int TryFormatMilliseconds(double ms, Span<byte> destination)
+    {
+        if (!(ms >= 0) || ms >= 1e9) return -1; // rare
         long micros = (long)Math.Round(ms * 1000, MidpointRounding.AwayFromZero);
         long whole = micros / 1000;
         int fraction = (int)(micros % 1000), digits = fraction == 0 ? 0 : fraction % 100 == 0 ? 1 : fraction % 10 == 0 ? 2 : 3;
-        if (digits == 0) return whole.ToString(CultureInfo.InvariantCulture);
-        Span<char> text = stackalloc char[24];
-        whole.TryFormat(text, out int n, default, CultureInfo.InvariantCulture);
-        text[n++] = '.';
-        text[n++] = (char)('0' + fraction / 100);
-        if (digits > 1) text[n++] = (char)('0' + fraction / 10 % 10);
-        if (digits > 2) text[n++] = (char)('0' + fraction % 10);
-        return new string(text[..n]);
+        whole.TryFormat(destination, out int n, default, CultureInfo.InvariantCulture);
+        if (digits == 0) return n;
+        destination[n++] = (byte)'.';
+        destination[n++] = (byte)('0' + fraction / 100);
+        if (digits > 1) destination[n++] = (byte)('0' + fraction / 10 % 10);
+        if (digits > 2) destination[n++] = (byte)('0' + fraction % 10);
+        return n;
     }
 }

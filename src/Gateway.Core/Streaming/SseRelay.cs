@@ -99,13 +99,13 @@ public static class SseRelay
     {
         int written = 0;
         long now = 0; // one timestamp for the whole read: its events arrived together
-        while (!state.SawDone && TryFindEvent(buffer, ref scanned, out long eventLength, out long frameLength))
+        while (!state.SawDone && TryFindEvent(buffer, ref scanned, out long eventLength, out long frameLength, out bool oneLine))
         {
             var frame = buffer.Slice(0, frameLength);
             if (frame.IsSingleSegment)
             {
                 var span = frame.FirstSpan;
-                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], client, state, ref now);
+                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], oneLine, client, state, ref now);
             }
             else
             {
@@ -115,7 +115,7 @@ public static class SseRelay
                 frame.CopyTo(dest);
                 scratch.Advance((int)frameLength);
                 var span = scratch.WrittenSpan;
-                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], client, state, ref now);
+                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], oneLine, client, state, ref now);
             }
             buffer = buffer.Slice(frameLength);
             scanned = 0;
@@ -127,10 +127,15 @@ public static class SseRelay
 
     /// <summary>
     /// Finds the end of the next event: a blank line ("\n\n", or "\r\n\r\n"). <paramref name="scanned"/> carries over reads so a
-    /// long event is not rescanned from its start every time more bytes arrive.
+    /// long event is not rescanned from its start every time more bytes arrive. <paramref name="oneLine"/>: the event is known to
+    /// hold no newline of its own (its first newline starts the blank line), so the relay need not look again; false = unknown.
     /// </summary>
-    internal static bool TryFindEvent(in ReadOnlySequence<byte> buffer, ref long scanned, out long eventLength, out long frameLength)
+    internal static bool TryFindEvent(in ReadOnlySequence<byte> buffer, ref long scanned, out long eventLength, out long frameLength) =>
+        TryFindEvent(buffer, ref scanned, out eventLength, out frameLength, out _);
+
+    internal static bool TryFindEvent(in ReadOnlySequence<byte> buffer, ref long scanned, out long eventLength, out long frameLength, out bool oneLine)
     {
+        oneLine = scanned == 0; // stays true only while the first newline seen from the event's start is the blank line's
         var reader = new SequenceReader<byte>(buffer);
         reader.Advance(scanned);
         while (reader.TryAdvanceTo((byte)'\n', advancePastDelimiter: true))
@@ -142,6 +147,7 @@ public static class SseRelay
                 frameLength = reader.Consumed;
                 return true;
             }
+            oneLine = false;
             if (reader.End || (reader.Remaining == 1 && reader.IsNext((byte)'\r')))
             {
                 scanned = newline; // the blank line may still arrive: look at this newline again next time
@@ -154,7 +160,7 @@ public static class SseRelay
         return false;
     }
 
-    private static void HandleEvent(ReadOnlySpan<byte> evt, ReadOnlySpan<byte> terminator, PipeWriter client, StreamState state, ref long now)
+    private static void HandleEvent(ReadOnlySpan<byte> evt, ReadOnlySpan<byte> terminator, bool oneLine, PipeWriter client, StreamState state, ref long now)
     {
         state.Events++;
         if (!evt.IsEmpty && evt[^1] == (byte)'\r')
@@ -164,7 +170,7 @@ public static class SseRelay
         }
         // One span per event: every GetSpan/Advance on Kestrel's response writer takes its lock.
         // One "data:" line is what vLLM sends; anything else (comments, multi-line data, other fields) passes through untouched.
-        if (evt.StartsWith(DataPrefix) && evt.IndexOf((byte)'\n') < 0)
+        if (evt.StartsWith(DataPrefix) && (oneLine || evt.IndexOf((byte)'\n') < 0))
         {
             int payloadStart = DataPrefix.Length;
             if (payloadStart < evt.Length && evt[payloadStart] == (byte)' ') payloadStart++;

@@ -64,6 +64,28 @@ public sealed class GatewayLogTests
         Assert.Equal(t.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture), System.Text.Encoding.ASCII.GetString(ts));
     }
 
+    /// <summary>Durations go out as JSON numbers to the microsecond, trailing zeros dropped; a negative one the slow way, still a number.</summary>
+    [Theory]
+    [InlineData(212.3456, "212.346")]
+    [InlineData(0.0871, "0.087")]
+    [InlineData(2.5, "2.5")]
+    [InlineData(3.0, "3")]
+    [InlineData(0.0, "0")]
+    [InlineData(0.0004, "0")]
+    [InlineData(999999999.9994, "999999999.999")]
+    [InlineData(-1.25, "-1.25")]
+    public void Durations_are_json_numbers_to_the_microsecond(double ms, string expected)
+    {
+        var line = new LogLine { Timestamp = DateTime.UtcNow, Level = LogLevel.Info, Msg = "request", IsRequest = true, RequestId = "r",
+            Method = "POST", Path = "/", Status = 200, DurationMs = ms, OverheadMs = ms, Model = "", BackendUrl = "", KeyPrefix = "" };
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        LogFormat.WriteJson(line, output);
+        var text = System.Text.Encoding.UTF8.GetString(output.WrittenSpan);
+        Assert.Contains($"\"duration_ms\":{expected},\"overhead_ms\":{expected},", text);
+        using var doc = System.Text.Json.JsonDocument.Parse(text);
+        Assert.Equal(double.Parse(expected, System.Globalization.CultureInfo.InvariantCulture), doc.RootElement.GetProperty("duration_ms").GetDouble());
+    }
+
     [Fact]
     public async Task Request_lines_reach_the_sink_without_a_wake_up_and_dispose_writes_the_rest()
     {

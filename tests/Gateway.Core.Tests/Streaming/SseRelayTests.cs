@@ -134,6 +134,7 @@ public sealed class SseRelayTests
     [InlineData("event: ping\ndata: {}\n\n")]
     [InlineData("data: not json\n\n")]
     [InlineData("data: {\"error\":{\"message\":\"boom\"}}\n\n")]
+    [InlineData("data: {\"model\":\"x\",\"choices\":[]}\ndata: {\"model\":\"y\"}\n\n")] // two data lines: not one vLLM chunk
     public async Task Events_it_does_not_understand_pass_through_unchanged(string evt)
     {
         var (output, _, _) = await Relay(evt + "data: [DONE]\n\n", includeUsage: false, continuous: false);
@@ -177,5 +178,31 @@ public sealed class SseRelayTests
         Assert.True(SseRelay.TryFindEvent(more, ref scanned, out var eventLength, out var frameLength));
         Assert.Equal(9, eventLength);
         Assert.Equal(11, frameLength);
+    }
+
+    /// <summary>"One line" is only claimed when the event has no newline of its own; a resumed scan claims nothing.</summary>
+    [Theory]
+    [InlineData("data: {\"a\":1}\n\n", true)]
+    [InlineData("data: {\"a\":1}\r\n\r\n", true)]
+    [InlineData("data: a\ndata: b\n\n", false)]
+    [InlineData("data: a\r\ndata: b\r\n\r\n", false)]
+    [InlineData(": comment\ndata: x\n\n", false)]
+    [InlineData("\n\n", true)]
+    public void Framing_knows_a_one_line_event(string text, bool oneLine)
+    {
+        var seq = new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes(text + "data: next"));
+        long scanned = 0;
+        Assert.True(SseRelay.TryFindEvent(seq, ref scanned, out var eventLength, out _, out bool found));
+        Assert.Equal(oneLine, found);
+        Assert.Equal(oneLine, !Encoding.UTF8.GetString(seq.Slice(0, eventLength).ToArray()).Contains('\n'));
+
+        var head = new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes(text[..(text.IndexOf('\n') + 1)]));
+        scanned = 0;
+        if (!SseRelay.TryFindEvent(head, ref scanned, out _, out _, out _) && scanned > 0)
+        {
+            Assert.True(SseRelay.TryFindEvent(seq, ref scanned, out var resumedLength, out _, out bool resumed));
+            Assert.Equal(eventLength, resumedLength);
+            Assert.False(resumed); // resumed mid-event: unknown, so the relay looks for itself
+        }
     }
 }
