@@ -63,6 +63,14 @@ public static class SseRelay
             int written = ProcessEvents(ref buffer, ref scanned, client, state);
             upstream.AdvanceTo(buffer.Start, buffer.End);
 
+            if (state.SawDone)
+            {
+                // Completing the writer sends the last events together with the end of the body (Kestrel's "0\r\n\r\n"): one send,
+                // where a flush and then the end were two.
+                try { await client.CompleteAsync().ConfigureAwait(false); }
+                catch (Exception e) when (e is IOException or OperationCanceledException) { return RelayOutcome.ClientGone; }
+                return RelayOutcome.Completed;
+            }
             if (written > 0)
             {
                 FlushResult flush;
@@ -71,7 +79,6 @@ public static class SseRelay
                 catch (IOException) { return RelayOutcome.ClientGone; }
                 if (flush.IsCanceled || flush.IsCompleted) return RelayOutcome.ClientGone;
             }
-            if (state.SawDone) return RelayOutcome.Completed;
             if (buffer.Length > MaxEventBytes) return await FailAsync(client, RelayOutcome.UpstreamFailed).ConfigureAwait(false);
             if (read.IsCompleted || read.IsCanceled)
                 return await FailAsync(client, RelayOutcome.UpstreamEndedEarly).ConfigureAwait(false);

@@ -148,9 +148,30 @@ public sealed class SseRelayTests
         var sink = new Pipe();
         using var state = new StreamState(Alias, false, false);
         await sink.Reader.CompleteAsync(); // the client went away
-        await source.Writer.WriteAsync(Encoding.UTF8.GetBytes(VllmStream.Chat(3)));
+        // Mid-stream (no [DONE] yet): the flush finds the client gone. (At [DONE] the relay completes the writer and is done.)
+        await source.Writer.WriteAsync(Encoding.UTF8.GetBytes(VllmStream.Chat(3, done: false)));
         var outcome = await SseRelay.RunAsync(source.Reader, sink.Writer, state, CancellationToken.None);
         Assert.Equal(RelayOutcome.ClientGone, outcome);
+    }
+
+    /// <summary>
+    /// At [DONE] the relay completes the client's writer instead of flushing: over Kestrel that sends the last events together with
+    /// the body's end in one send. Here: the sink sees the whole stream and its completion without the test completing anything.
+    /// </summary>
+    [Fact]
+    public async Task Done_completes_the_client_writer_with_the_last_events()
+    {
+        var source = new Pipe();
+        var sink = new Pipe();
+        using var state = new StreamState(Alias, true, true);
+        var stream = VllmStream.Chat(3);
+        await source.Writer.WriteAsync(Encoding.UTF8.GetBytes(stream));
+        Assert.Equal(RelayOutcome.Completed, await SseRelay.RunAsync(source.Reader, sink.Writer, state, CancellationToken.None));
+        var read = await sink.Reader.ReadAtLeastAsync(int.MaxValue);
+        Assert.True(read.IsCompleted);
+        var output = Encoding.UTF8.GetString(read.Buffer.ToArray());
+        Assert.EndsWith("data: [DONE]\n\n", output);
+        Assert.Equal(Events(stream).Count, Events(output).Count);
     }
 
     [Fact]
