@@ -4,22 +4,24 @@
 # latency and the proxy process's CPU µs per request (utime+stime from /proc). Loopback only; bounded in time.
 #
 #   bench/load/compare.sh [--rounds N] [--duration S] [--connections C] [--workers W] [--upstream sim|static] [--out FILE]
-#                         [--metrics-off-too] [--sockets-too] [--port-base P]
+#                         [--metrics-off-too] [--sockets-too] [--baseline BINARY] [--port-base P]
 # Like for like: nginx runs W worker processes and the gateway W socket event-loop threads (server.io_threads; default 1, the
 # nginx config most guides start from on a small box), and both write one log line per request to a file, buffered (nginx's
 # access_log with buffer=64k flush=1s, the gateway's request log thread).
 # --metrics-off-too adds a second gateway with [metrics] enabled = false, to show what recording metrics costs.
 # --sockets-too adds a gateway with [proxy] upstream_client = "sockets" (target gateway-sockets; the default is "http1"), interleaved.
+# --baseline BINARY adds another gateway build (e.g. an older commit's out/gateway) with the same configuration (target
+# gateway-baseline), interleaved: an A/B of two builds in the same minutes.
 # --upstream static: instead of the simulator, a second nginx (1 worker) answers every request with a fixed body captured from the
 # simulator (the JSON answer; for SSE the stream with usage in every chunk, as the gateway asks vLLM for it), in one write with
 # Content-Length. Its cost per request is the same whoever calls it, so the proxies are compared without the simulator's own
 # CPU, which grows behind a slower proxy. ARCHITECTURE.md's performance budget is stated for a static upstream.
 # --port-base P (default 18000): the simulator listens on P, the gateways on P+80, P+82, P+83, the nginx proxy on P+81 (JSON) and
-# P+84 (SSE), a static upstream on P+90 (JSON) and P+91 (SSE).
+# P+84 (SSE), the baseline gateway on P+85, a static upstream on P+90 (JSON) and P+91 (SSE).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-ROUNDS=3 DURATION=10 CONNECTIONS=32 WORKERS=1 OUT="" TARGETS="direct nginx gateway" PORT_BASE=18000 UPSTREAM=sim
+ROUNDS=3 DURATION=10 CONNECTIONS=32 WORKERS=1 OUT="" TARGETS="direct nginx gateway" PORT_BASE=18000 UPSTREAM=sim BASELINE=""
 while (($#)); do
   case "$1" in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -30,6 +32,7 @@ while (($#)); do
     --out) OUT=$2; shift 2 ;;
     --metrics-off-too) TARGETS+=" gateway-nometrics"; shift ;;
     --sockets-too) TARGETS+=" gateway-sockets"; shift ;;
+    --baseline) BASELINE=$2; TARGETS+=" gateway-baseline"; shift 2 ;;
     --port-base) PORT_BASE=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -37,6 +40,7 @@ done
 
 [[ $WORKERS =~ ^[1-9][0-9]*$ ]] || { echo "--workers takes a positive number" >&2; exit 2; }
 [[ $UPSTREAM == sim || $UPSTREAM == static ]] || { echo "--upstream takes sim or static" >&2; exit 2; }
+[[ -z $BASELINE || -x $BASELINE ]] || { echo "--baseline: $BASELINE is not an executable" >&2; exit 2; }
 
 command -v wrk >/dev/null && command -v nginx >/dev/null || {
   echo "installing wrk and nginx" >&2
@@ -45,7 +49,7 @@ command -v wrk >/dev/null && command -v nginx >/dev/null || {
 [[ -x out/gateway ]] || ./build.sh publish >&2
 
 SIM_PORT=$PORT_BASE NGINX_PORT=$((PORT_BASE + 81)) NGINX_SSE_PORT=$((PORT_BASE + 84)) GW_PORT=$((PORT_BASE + 80)) GW2_PORT=$((PORT_BASE + 82)) GW3_PORT=$((PORT_BASE + 83))
-STATIC_JSON_PORT=$((PORT_BASE + 90)) STATIC_SSE_PORT=$((PORT_BASE + 91))
+GW4_PORT=$((PORT_BASE + 85)) STATIC_JSON_PORT=$((PORT_BASE + 90)) STATIC_SSE_PORT=$((PORT_BASE + 91))
 KEY="ml-$(printf 'b%.0s' {1..64})"
 WORK=$(mktemp -d)
 PIDS=()
@@ -131,12 +135,12 @@ key = "$KEY"
 rpm_limit = 1000000000
 tpm_limit = 1000000000000
 TOML
-# start_gateway NAME PORT EXTRA_TOML: a gateway on base.toml with its own port, data dir and extra settings; prints its PID.
+# start_gateway NAME PORT EXTRA_TOML [BINARY]: a gateway on base.toml with its own port, data dir and extra settings; prints its PID.
 start_gateway() {
-  local name=$1 port=$2 extra=$3 pid
+  local name=$1 port=$2 extra=$3 binary=${4:-out/gateway} pid
   sed -e "s/^port = $GW_PORT/port = $port/" -e "s#^data_dir = \"$WORK/data\"#data_dir = \"$WORK/data-$name\"#" "$WORK/base.toml" >"$WORK/$name.toml"
   printf '%b' "$extra" >>"$WORK/$name.toml"
-  out/gateway serve "$WORK/$name.toml" >"$WORK/$name.log" 2>&1 & pid=$!
+  "$binary" serve "$WORK/$name.toml" >"$WORK/$name.log" 2>&1 & pid=$!
   if ! (wait_http "http://127.0.0.1:$port/health") || ! kill -0 "$pid" 2>/dev/null; then
     echo "the $name gateway did not start (is port $port taken?):" >&2; cat "$WORK/$name.log" >&2; kill "$pid" 2>/dev/null; exit 1
   fi
@@ -151,6 +155,10 @@ GW3_PID=""
 if [[ $TARGETS == *sockets* ]]; then
   # The same gateway with requests to the simulator carried by SocketsHttpHandler instead of the gateway's own HTTP/1.1 client.
   GW3_PID=$(start_gateway gateway-sockets "$GW3_PORT" '[proxy]\nupstream_client = "sockets"\n') || exit 1; PIDS+=($GW3_PID)
+fi
+GW4_PID=""
+if [[ -n $BASELINE ]]; then
+  GW4_PID=$(start_gateway gateway-baseline "$GW4_PORT" "" "$BASELINE") || exit 1; PIDS+=($GW4_PID)
 fi
 
 cat >"$WORK/nginx.conf" <<NGINX
@@ -231,6 +239,7 @@ for round in $(seq 1 "$ROUNDS"); do
         gateway) r=$(run $GW_PORT "$WORK/gw-$kind.lua" "$GW_PID") ;;
         gateway-nometrics) r=$(run $GW2_PORT "$WORK/gw-$kind.lua" "$GW2_PID") ;;
         gateway-sockets) r=$(run $GW3_PORT "$WORK/gw-$kind.lua" "$GW3_PID") ;;
+        gateway-baseline) r=$(run $GW4_PORT "$WORK/gw-$kind.lua" "$GW4_PID") ;;
       esac
       RESULTS[$kind,$target]+="$r"$'\n'
       echo "round $round $kind $target: $r" >&2
