@@ -19,6 +19,7 @@
 # --port-base P (default 18000): the simulator listens on P, the gateways on P+80, P+82, P+83, the nginx proxy on P+81 (JSON) and
 # P+84 (SSE), the baseline gateway on P+85, a static upstream on P+90 (JSON) and P+91 (SSE).
 set -euo pipefail
+CALLER_DIR=$PWD # relative --out and --baseline paths are the caller's
 cd "$(dirname "$0")/../.."
 
 ROUNDS=3 DURATION=10 CONNECTIONS=32 WORKERS=1 OUT="" TARGETS="direct nginx gateway" PORT_BASE=18000 UPSTREAM=sim BASELINE=""
@@ -29,10 +30,10 @@ while (($#)); do
     --connections) CONNECTIONS=$2; shift 2 ;;
     --workers) WORKERS=$2; shift 2 ;;
     --upstream) UPSTREAM=$2; shift 2 ;;
-    --out) OUT=$2; shift 2 ;;
+    --out) OUT=$2; [[ $OUT == /* ]] || OUT=$CALLER_DIR/$OUT; shift 2 ;;
     --metrics-off-too) TARGETS+=" gateway-nometrics"; shift ;;
     --sockets-too) TARGETS+=" gateway-sockets"; shift ;;
-    --baseline) BASELINE=$2; TARGETS+=" gateway-baseline"; shift 2 ;;
+    --baseline) BASELINE=$2; [[ $BASELINE == /* ]] || BASELINE=$CALLER_DIR/$BASELINE; TARGETS+=" gateway-baseline"; shift 2 ;;
     --port-base) PORT_BASE=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -55,7 +56,7 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for f in "$WORK/nginx.pid" "$WORK/static/nginx.pid"; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null; done
+  for f in "$WORK/nginx.pid" "$WORK/static/nginx.pid"; do [[ -f $f ]] && { kill "$(cat "$f")" 2>/dev/null || true; }; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -72,10 +73,11 @@ JSON_UP=$SIM_PORT SSE_UP=$SIM_PORT
 if [[ $UPSTREAM == static ]]; then
   ask() { curl -sf "http://127.0.0.1:$SIM_PORT/v1/chat/completions" -H 'Content-Type: application/json' -d "$1"; }
   MESSAGES='"messages":[{"role":"user","content":"Hello! How are you today?"}],"max_tokens":16'
-  JSON_BODY=$(ask "{\"model\":\"Qwen/Qwen2.5-7B-Instruct\",$MESSAGES}")
+  JSON_BODY=$(ask "{\"model\":\"Qwen/Qwen2.5-7B-Instruct\",$MESSAGES}") || { echo "could not capture the JSON body" >&2; exit 1; }
   SSE_BODY=$(ask "{\"model\":\"Qwen/Qwen2.5-7B-Instruct\",$MESSAGES,\"stream\":true,\"stream_options\":{\"include_usage\":true,\"continuous_usage_stats\":true}}"; echo x)
   SSE_BODY=${SSE_BODY%x} # keep the stream's final blank line
-  MODELS_BODY=$(curl -sf "http://127.0.0.1:$SIM_PORT/v1/models") # the gateway's health checks ask which models a backend serves
+  # The gateway's health checks ask which models a backend serves.
+  MODELS_BODY=$(curl -sf "http://127.0.0.1:$SIM_PORT/v1/models") || { echo "could not capture /v1/models" >&2; exit 1; }
   [[ $JSON_BODY == *'"usage"'* && $MODELS_BODY == *Qwen* && $SSE_BODY == *"[DONE]"* ]] || { echo "could not capture the static bodies" >&2; exit 1; }
   mkdir -p "$WORK/static"
   printf '%s' "$JSON_BODY" >"$WORK/static/json"; printf '%s' "$SSE_BODY" >"$WORK/static/sse"; printf '%s' "$MODELS_BODY" >"$WORK/static/models"
@@ -105,8 +107,7 @@ NGINX
   nginx -c "$WORK/static/nginx.conf" -p "$WORK/static"
   wait_http "http://127.0.0.1:$STATIC_JSON_PORT/health"
   JSON_UP=$STATIC_JSON_PORT SSE_UP=$STATIC_SSE_PORT
-  STATIC_PID=$(cat "$WORK/static/nginx.pid")
-  kill "$SIM_PID"; SIM_PID="" # not needed any more: keep the cores for the proxies
+  kill "$SIM_PID"; PIDS=(); SIM_PID="" # not needed any more: keep the cores for the proxies
 fi
 
 cat >"$WORK/base.toml" <<TOML
@@ -168,8 +169,11 @@ error_log $WORK/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log $WORK/nginx-access.log combined buffer=64k flush=1s;
-  upstream json_up { server 127.0.0.1:$JSON_UP; keepalive 128; }
-  upstream sse_up { server 127.0.0.1:$SSE_UP; keepalive 128; }
+  # Neither the gateway nor Kestrel caps requests per connection; nginx's default of 1000 (clients and upstream keepalive alike)
+  # would make it reconnect to wrk and to the upstream every 1000 requests.
+  keepalive_requests 1000000000;
+  upstream json_up { server 127.0.0.1:$JSON_UP; keepalive 128; keepalive_requests 1000000000; }
+  upstream sse_up { server 127.0.0.1:$SSE_UP; keepalive 128; keepalive_requests 1000000000; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location / {
@@ -253,6 +257,7 @@ RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
 NGINX_RSS_KB=0; for p in $NGINX_WORKERS; do NGINX_RSS_KB=$((NGINX_RSS_KB + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done
 RSS_MORE=""
 [[ -n $GW3_PID ]] && RSS_MORE="; gateway-sockets: $(( $(awk '/VmRSS/ {print $2}' "/proc/$GW3_PID/status") / 1024 )) MB"
+[[ -n $GW4_PID ]] && RSS_MORE+="; gateway-baseline: $(( $(awk '/VmRSS/ {print $2}' "/proc/$GW4_PID/status") / 1024 )) MB"
 
 {
   echo "| path | kind | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s vs nginx | CPU vs nginx |"
@@ -269,5 +274,5 @@ RSS_MORE=""
     done
   done
   echo
-  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores, nginx worker_processes $WORKERS and gateway io_threads $WORKERS, request logs on both, upstream: $( [[ $UPSTREAM == static ]] && echo "static (nginx return 200 with bodies captured from the simulator)" || echo "the simulator (16 tokens, no delays)" ). Gateway RSS after the run: $((RSS_KB / 1024)) MB$RSS_MORE; nginx workers: $((NGINX_RSS_KB / 1024)) MB."
+  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores, nginx worker_processes $WORKERS and gateway io_threads $WORKERS, request logs on both, upstream: $( [[ $UPSTREAM == static ]] && echo "static (a second nginx serving bodies captured from the simulator)" || echo "the simulator (16 tokens, no delays)" ). Gateway RSS after the run: $((RSS_KB / 1024)) MB$RSS_MORE; nginx workers: $((NGINX_RSS_KB / 1024)) MB."
 } | tee ${OUT:+"$OUT"}

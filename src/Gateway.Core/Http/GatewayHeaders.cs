@@ -21,7 +21,7 @@ public static class GatewayHeaders
         return n < 0 ? ms.ToString("0.###", CultureInfo.InvariantCulture) : System.Text.Encoding.ASCII.GetString(text[..n]);
     }
 
-    /// <summary>The longest text <see cref="TryFormatMilliseconds"/> writes: 9 digits, a point, 3 digits.</summary>
+    /// <summary>The longest text <see cref="TryFormatMilliseconds"/> writes: 9 digits, a point, 3 digits (or 10 digits when rounding reaches 10⁹).</summary>
     public const int MaxMillisecondsLength = 13;
 
     /// <summary>

@@ -40,7 +40,7 @@ public static class ResponseScanner
             if (cache is not null && cache.TryResume(json, ref scan, out var state))
             {
                 // vLLM's token chunk, byte for byte after the prefix: matched without the reader walking every token. The prefix
-                // must have left nothing but the model in the scan (the shape's findings are then the whole of it).
+                // must hold no usage and no content (the shape's usage, choices and content findings then replace the prefix's).
                 if (scan.UsageCutStart < 0 && !scan.HasUsage && !scan.ChoicesEmpty && !scan.HasContent &&
                     VllmChunkShape.TryMatch(json[cache.PrefixLength..], cache.PrefixLength, ref scan))
                     return true;

@@ -104,7 +104,9 @@ public sealed partial class ProxyHandler(
         }
         catch (Exception) when (!exchange.Response.HasStarted)
         {
-            record.Status = 500; // a bug of ours: an OpenAI-shaped 500 rather than Kestrel's empty one
+            // A bug of ours: an OpenAI-shaped 500 rather than Kestrel's empty one. (Only renting the request above and step 11 below
+            // are outside this try; an exception there reaches Kestrel, which answers an empty 500.)
+            record.Status = 500;
             await GatewayApplication.WriteInternalErrorAsync(exchange);
         }
         catch

@@ -8,7 +8,7 @@ namespace Gateway.Streaming;
 /// <summary>
 /// Relays vLLM's SSE stream to the client, event by event, without allocating per event: find each complete event, rewrite its
 /// model (and drop usage the client did not ask for), write it, and flush after every batch of complete events so no token waits
-/// for the next read. The read loop follows StackExchange.Redis's: consume complete frames, AdvanceTo(consumed, examined).
+/// for the next read; the batch with [DONE] completes the writer instead, which sends it with the body's end. The read loop follows StackExchange.Redis's: consume complete frames, AdvanceTo(consumed, examined).
 /// </summary>
 public static class SseRelay
 {
@@ -68,7 +68,7 @@ public static class SseRelay
                 // Completing the writer sends the last events together with the end of the body (Kestrel's "0\r\n\r\n"): one send,
                 // where a flush and then the end were two.
                 try { await client.CompleteAsync().ConfigureAwait(false); }
-                catch (Exception e) when (e is IOException or OperationCanceledException) { return RelayOutcome.ClientGone; }
+                catch (Exception e) when (e is IOException or OperationCanceledException or InvalidOperationException) { return RelayOutcome.ClientGone; }
                 return RelayOutcome.Completed;
             }
             if (written > 0)
@@ -137,9 +137,6 @@ public static class SseRelay
     /// long event is not rescanned from its start every time more bytes arrive. <paramref name="oneLine"/>: the event is known to
     /// hold no newline of its own (its first newline starts the blank line), so the relay need not look again; false = unknown.
     /// </summary>
-    internal static bool TryFindEvent(in ReadOnlySequence<byte> buffer, ref long scanned, out long eventLength, out long frameLength) =>
-        TryFindEvent(buffer, ref scanned, out eventLength, out frameLength, out _);
-
     internal static bool TryFindEvent(in ReadOnlySequence<byte> buffer, ref long scanned, out long eventLength, out long frameLength, out bool oneLine)
     {
         oneLine = scanned == 0; // stays true only while the first newline seen from the event's start is the blank line's

@@ -193,10 +193,10 @@ public sealed class SseRelayTests
         var bytes = Encoding.UTF8.GetBytes("data: abc\n");
         var seq = new ReadOnlySequence<byte>(bytes);
         long scanned = 0;
-        Assert.False(SseRelay.TryFindEvent(seq, ref scanned, out _, out _));
+        Assert.False(SseRelay.TryFindEvent(seq, ref scanned, out _, out _, out _));
         Assert.Equal(9, scanned); // at the newline that may start the blank line
         var more = new ReadOnlySequence<byte>(Encoding.UTF8.GetBytes("data: abc\n\ndata"));
-        Assert.True(SseRelay.TryFindEvent(more, ref scanned, out var eventLength, out var frameLength));
+        Assert.True(SseRelay.TryFindEvent(more, ref scanned, out var eventLength, out var frameLength, out _));
         Assert.Equal(9, eventLength);
         Assert.Equal(11, frameLength);
     }

@@ -45,6 +45,24 @@ public sealed class RequestLogTests(GatewayFixture fx)
         return request;
     }
 
+    /// <summary>A POST to a proxy route is logged once, by the proxy; another method on the same path once, as a 405.</summary>
+    [Fact]
+    public async Task Proxy_routes_log_one_line_per_request_whatever_the_method()
+    {
+        var lines = await RunAsync(async client =>
+        {
+            await Send(client, "{\"model\":\"qwen\",\"max_tokens\":3,\"messages\":[]}", requestId: "req-post");
+            using var get = new HttpRequestMessage(HttpMethod.Get, "/v1/chat/completions");
+            get.Headers.Add("X-Request-ID", "req-get");
+            using var response = await client.SendAsync(get);
+            Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+        });
+        var requests = lines.Where(l => l.Contains("\"msg\":\"request\"")).ToArray();
+        Assert.Equal(2, requests.Length);
+        Assert.Single(requests, l => l.Contains("\"method\":\"POST\"") && l.Contains("\"status\":200"));
+        Assert.Single(requests, l => l.Contains("\"method\":\"GET\"") && l.Contains("\"status\":405") && l.Contains("\"path\":\"/v1/chat/completions\""));
+    }
+
     [Fact]
     public async Task One_json_line_per_request_with_every_field_and_no_secret()
     {
