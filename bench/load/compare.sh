@@ -91,6 +91,7 @@ events { worker_connections 4096; }
 http {
   access_log off;
   etag off;
+  open_file_cache max=16; # no open/close per request
   keepalive_requests 1000000000; # the default (1000) would make both proxies reconnect every 1000 requests
   server {
     listen 127.0.0.1:$STATIC_JSON_PORT; root $WORK/static;
@@ -200,6 +201,12 @@ for _ in $(seq 1 50); do # all workers forked, or their CPU and RSS would be und
   NGINX_WORKERS=$(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')
   (( $(wc -w <<<"$NGINX_WORKERS") >= WORKERS )) && break; sleep 0.1
 done
+# The upstream's CPU per request is reported too: behind a slower proxy the simulator spends more per request (fewer requests per
+# wake-up), which the shared cores take from everyone.
+UPSTREAM_PIDS=$SIM_PID
+if [[ $UPSTREAM == static ]]; then
+  for _ in $(seq 1 50); do UPSTREAM_PIDS=$(pgrep -P "$(cat "$WORK/static/nginx.pid")" | tr '\n' ' '); [[ -n $UPSTREAM_PIDS ]] && break; sleep 0.1; done
+fi
 
 lua() { # $1 = model, $2 = stream(true|false), $3 = auth header or empty
   cat <<LUA
@@ -217,20 +224,21 @@ lua "qwen-stream" true "$KEY" >"$WORK/gw-sse.lua"
 cpu_ticks() { [[ -z $1 ]] && { echo 0; return; }; local p t=0; for p in $1; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
 TCK=$(getconf CLK_TCK)
 
-# One wrk run: prints "reqs_per_s p50_ms p99_ms cpu_us_per_req non2xx"
+# One wrk run: prints "reqs_per_s p50_ms p99_ms proxy_cpu_us_per_req non2xx upstream_cpu_us_per_req"
 run() { # $1 target port, $2 lua, $3 pids to charge CPU to (space-separated, or empty)
-  local before after out
-  before=$(cpu_ticks "$3")
+  local before after up_before up_after out
+  before=$(cpu_ticks "$3"); up_before=$(cpu_ticks "$UPSTREAM_PIDS")
   out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$2" "http://127.0.0.1:$1/v1/chat/completions" 2>&1)
-  after=$(cpu_ticks "$3")
+  after=$(cpu_ticks "$3"); up_after=$(cpu_ticks "$UPSTREAM_PIDS")
   echo "$out" >>"$WORK/wrk.log"
-  awk -v ticks=$((after - before)) -v tck="$TCK" '
+  awk -v ticks=$((after - before)) -v up=$((up_after - up_before)) -v tck="$TCK" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /Requests\/sec/ { rps=$2 }
     /^ +50%/ { p50=ms($2) } /^ +99%/ { p99=ms($2) }
     /requests in/ { total=$1 }
     /Non-2xx/ { bad=$NF }
-    END { cpu = (total > 0 && ticks > 0) ? ticks * 1e6 / tck / total : 0; printf "%s %.3f %.3f %.1f %d\n", rps, p50, p99, cpu, bad+0 }' <<<"$out"
+    END { cpu = (total > 0 && ticks > 0) ? ticks * 1e6 / tck / total : 0; upcpu = total > 0 ? up * 1e6 / tck / total : 0
+          printf "%s %.3f %.3f %.1f %d %.1f\n", rps, p50, p99, cpu, bad+0, upcpu }' <<<"$out"
 }
 
 declare -A RESULTS
@@ -260,17 +268,17 @@ RSS_MORE=""
 [[ -n $GW4_PID ]] && RSS_MORE+="; gateway-baseline: $(( $(awk '/VmRSS/ {print $2}' "/proc/$GW4_PID/status") / 1024 )) MB"
 
 {
-  echo "| path | kind | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s vs nginx | CPU vs nginx |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| path | kind | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s vs nginx | CPU vs nginx | upstream CPU µs/req |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   for kind in json sse; do
     n_rps=$(col 1 "${RESULTS[$kind,nginx]}"); n_cpu=$(col 4 "${RESULTS[$kind,nginx]}")
     for target in $TARGETS; do
       d=${RESULTS[$kind,$target]}
-      rps=$(col 1 "$d"); p50=$(col 2 "$d"); p99=$(col 3 "$d"); cpu=$(col 4 "$d"); bad=$(col 5 "$d")
+      rps=$(col 1 "$d"); p50=$(col 2 "$d"); p99=$(col 3 "$d"); cpu=$(col 4 "$d"); bad=$(col 5 "$d"); upcpu=$(col 6 "$d")
       ratio=$(awk -v a="$rps" -v b="$n_rps" 'BEGIN { printf "%.2f×", a/b }')
       cratio=$( [[ $target == direct ]] && echo "—" || awk -v a="$cpu" -v b="$n_cpu" 'BEGIN { if (b > 0) printf "%.2f×", a/b; else print "—" }')
       [[ $target == direct ]] && cpu="—"
-      echo "| $target | $kind | $rps | $p50 | $p99 | $cpu | $bad | $ratio | $cratio |"
+      echo "| $target | $kind | $rps | $p50 | $p99 | $cpu | $bad | $ratio | $cratio | $upcpu |"
     done
   done
   echo
