@@ -24,7 +24,8 @@ internal static class VllmChunkShape
 
     /// <summary>
     /// Scans <paramref name="rest"/>, the chunk after a prefix of <paramref name="offset"/> bytes that ended with the top-level model
-    /// value and left nothing else in <paramref name="scan"/>. True when the shape matched and <paramref name="scan"/> is complete.
+    /// value and found no usage and no content (<paramref name="scan"/> holds the model). True when the shape matched and
+    /// <paramref name="scan"/> is complete.
     /// </summary>
     public static bool TryMatch(ReadOnlySpan<byte> rest, int offset, ref ResponseScan scan)
     {
