@@ -8,7 +8,8 @@ namespace Gateway.Streaming;
 /// <summary>
 /// Relays vLLM's SSE stream to the client, event by event, without allocating per event: find each complete event, rewrite its
 /// model (and drop usage the client did not ask for), write it, and flush after every batch of complete events so no token waits
-/// for the next read; the batch with [DONE] completes the writer instead, which sends it with the body's end. The read loop follows StackExchange.Redis's: consume complete frames, AdvanceTo(consumed, examined).
+/// for the next read; the batch with [DONE] completes the writer instead, which sends it with the body's end. The read loop
+/// follows StackExchange.Redis's: consume complete frames, AdvanceTo(consumed, examined).
 /// </summary>
 public static class SseRelay
 {
@@ -172,7 +173,6 @@ public static class SseRelay
             evt = evt[..^1];
             terminator = "\r\n\r\n"u8;
         }
-        // One span per event: every GetSpan/Advance on Kestrel's response writer takes its lock.
         // One "data:" line is what vLLM sends; anything else (comments, multi-line data, other fields) passes through untouched.
         if (evt.StartsWith(DataPrefix) && (oneLine || evt.IndexOf((byte)'\n') < 0))
         {
@@ -194,6 +194,7 @@ public static class SseRelay
                 // We always ask vLLM for usage; the client sees it only as far as it asked.
                 if (scan.ChoicesEmpty && scan.HasUsage && !state.ClientIncludeUsage) return;
                 bool stripUsage = scan.HasUsage && !scan.ChoicesEmpty && !state.ClientContinuousUsage;
+                // One span per event: every GetSpan/Advance on Kestrel's response writer takes its lock.
                 var dest = client.GetSpan(payloadStart + ResponseRewriter.MaxLength(payload.Length, state.AliasJson.Length) + terminator.Length);
                 evt[..payloadStart].CopyTo(dest);
                 int n = payloadStart + ResponseRewriter.Write(payload, scan, state.AliasJson, stripUsage, dest[payloadStart..]);

@@ -167,14 +167,7 @@ public sealed class ChunkScanCacheTests(ITestOutputHelper output)
     [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" a\"},\"logprobs\":null,\"finish_reason\":null},{\"index\":1}]}")]
     [InlineData(",\"choices\":[]}")]
     [InlineData(",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"total_tokens\":2,\"completion_tokens\":1},\"x\":1}")]
-    public void Near_misses_are_left_to_the_reader(string rest)
-    {
-        using var cache = new ChunkScanCache();
-        ScanBothWays(Encoding.UTF8.GetBytes(ChatStream(1, usage: true)[0]), cache, "first");
-        var chunk = Encoding.UTF8.GetBytes("{" + Head + rest);
-        Assert.False(MatchesShape(chunk, cache), rest);
-        Assert.True(ScanBothWays(chunk, cache, rest)); // resumed, and equal to the full scan
-    }
+    public void Near_misses_are_left_to_the_reader(string rest) => AssertAfterPrefix(rest, shape: false);
 
     /// <summary>Escaped and non-ASCII tokens, zero usage and 18-digit counts are the shape too, with the full scan's findings.</summary>
     [Theory]
@@ -182,13 +175,19 @@ public sealed class ChunkScanCacheTests(ITestOutputHelper output)
     [InlineData(",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}],\"usage\":{\"prompt_tokens\":123456789012345678,\"total_tokens\":1,\"completion_tokens\":999999999999999999}}")]
     [InlineData(",\"choices\":[{\"index\":0,\"text\":\"}]\\\\\",\"logprobs\":null,\"finish_reason\":null,\"stop_reason\":null}]}")]
     [InlineData(",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"total_tokens\":9,\"completion_tokens\":2}}")]
-    public void Unusual_but_exact_chunks_match_the_shape(string rest)
+    public void Unusual_but_exact_chunks_match_the_shape(string rest) => AssertAfterPrefix(rest, shape: true);
+
+    /// <summary>
+    /// The chunk "{" + Head + <paramref name="rest"/> after a stream's first chunk: it resumes from the cache, takes the shape path
+    /// exactly when <paramref name="shape"/> says, and scans as the full scan does.
+    /// </summary>
+    private static void AssertAfterPrefix(string rest, bool shape)
     {
         using var cache = new ChunkScanCache();
         ScanBothWays(Encoding.UTF8.GetBytes(ChatStream(1, usage: true)[0]), cache, "first");
         var chunk = Encoding.UTF8.GetBytes("{" + Head + rest);
-        Assert.True(MatchesShape(chunk, cache), rest);
-        Assert.True(ScanBothWays(chunk, cache, rest));
+        Assert.Equal(shape, MatchesShape(chunk, cache));
+        Assert.True(ScanBothWays(chunk, cache, rest)); // resumed, and equal to the full scan
     }
 
     /// <summary>Whether the chunk resumes from the cache and its remainder is vLLM's token-chunk shape (the relay's fast path).</summary>
