@@ -109,6 +109,12 @@ public static partial class ConfigLoader
             MaxBodyBytes = maxBody,
             InlineIo = s?.InlineIo ?? server.InlineIo,
             IoThreads = Int(s?.IoThreads, "server.io_threads", server.IoThreads, 0, 1024),
+            Transport = s?.Transport switch
+            {
+                null or "loop" => ServerTransport.Loop,
+                "sockets" => ServerTransport.Sockets,
+                var other => throw new ConfigException($"{source}: server.transport: '{other}' is not one of loop, sockets"),
+            },
         };
 
         var health = new HealthCheckOptions();

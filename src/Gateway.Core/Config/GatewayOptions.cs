@@ -49,6 +49,17 @@ public sealed record ServerOptions
     /// A process-wide setting: <c>gateway serve</c> applies it before the first socket exists; an in-process GatewayHost cannot.
     /// </summary>
     public int IoThreads { get; init; }
+    /// <summary>
+    /// Kestrel's transport. <c>loop</c> (default): the gateway's own edge-triggered epoll loops, shared with the http1 upstream
+    /// client, reading a socket only when epoll reported bytes. <c>sockets</c>: Kestrel's own socket transport on .NET's engine.
+    /// </summary>
+    public ServerTransport Transport { get; init; } = ServerTransport.Loop;
+}
+
+public enum ServerTransport : byte
+{
+    Loop,
+    Sockets,
 }
 
 public sealed record HealthCheckOptions

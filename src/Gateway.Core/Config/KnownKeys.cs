@@ -9,7 +9,7 @@ internal static class KnownKeys
     {
         [""] = ["server", "database", "redis", "auth", "rate_limits", "health_check", "registry", "logging", "storage", "proxy", "metrics", "models", "keys"],
         ["metrics"] = ["enabled"],
-        ["server"] = ["host", "port", "read_timeout", "write_timeout", "idle_timeout", "shutdown_timeout", "max_body_bytes", "inline_io", "io_threads"],
+        ["server"] = ["host", "port", "read_timeout", "write_timeout", "idle_timeout", "shutdown_timeout", "max_body_bytes", "inline_io", "io_threads", "transport"],
         ["database"] = ["url", "max_open_conns", "max_idle_conns"],
         ["redis"] = ["url"],
         ["auth"] = ["admin_key"],

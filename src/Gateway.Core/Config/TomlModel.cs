@@ -35,6 +35,7 @@ public sealed class TomlServer
     public long? MaxBodyBytes { get; set; }
     public bool? InlineIo { get; set; }
     public long? IoThreads { get; set; }
+    public string? Transport { get; set; }
 }
 
 public sealed class TomlDatabase

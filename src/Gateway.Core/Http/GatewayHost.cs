@@ -66,6 +66,7 @@ public sealed class GatewayHost : IAsyncDisposable
             KeepAliveTimeout = options.Server.IdleTimeout,
             RequestHeadersTimeout = options.Server.ReadTimeout,
             InlineIo = options.Server.InlineIo,
+            LoopTransport = options.Server.Transport == ServerTransport.Loop,
         });
     }
 

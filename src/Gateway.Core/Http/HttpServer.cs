@@ -1,4 +1,6 @@
 using System.Net;
+using Gateway.Http.Transport;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
@@ -30,7 +32,7 @@ public sealed class HttpServer : IAsyncDisposable
         options.Limits.MaxConcurrentConnections = null;
         options.Limits.MinResponseDataRate = null; // LLM streams trickle; slow readers are the upstream's pace, not abuse
         options.Listen(endpoint, o => o.Protocols = HttpProtocols.Http1);
-        var transport = new SocketTransportFactory(Options.Create(new SocketTransportOptions
+        IConnectionListenerFactory transport = limits.LoopTransport ? new LoopTransportFactory(limits.InlineIo, limits.Backlog) : new SocketTransportFactory(Options.Create(new SocketTransportOptions
         {
             NoDelay = true,
             UnsafePreferInlineScheduling = limits.InlineIo,
@@ -72,4 +74,6 @@ public sealed record HttpServerLimits
     public bool InlineIo { get; init; }
     /// <summary>The listen queue for connections not yet accepted.</summary>
     public int Backlog { get; init; } = 4096;
+    /// <summary>Kestrel on the gateway's own epoll loops (<see cref="Transport.LoopTransportFactory"/>) instead of its socket transport.</summary>
+    public bool LoopTransport { get; init; }
 }

@@ -17,7 +17,10 @@ internal static class ServeCommand
         // System.Net.Sockets reads this once, when the first socket is created: it must be set before anything opens one.
         if (options.Server.InlineIo) Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
         if (options.Server.IoThreads > 0)
+        {
             Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT", options.Server.IoThreads.ToString(CultureInfo.InvariantCulture));
+            Gateway.Net.EventLoops.Configure(options.Server.IoThreads);
+        }
 
         IStore store;
         try { store = await StoreFactory.OpenAsync(options); }

@@ -45,7 +45,7 @@ internal sealed partial class Http1Connection
             }
             else
             {
-                try { raw = await _socket.ReceiveAsync(target, SocketFlags.None, token).ConfigureAwait(false); }
+                try { raw = await _socket.ReceiveAsync(target, token).ConfigureAwait(false); }
                 catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
                 {
                     throw Failure(e, UpstreamFailure.BodyIncomplete, "The upstream connection was reset mid-body.", cancellationToken);
@@ -99,11 +99,8 @@ internal sealed partial class Http1Connection
         var token = cancellationToken == _requestToken ? default : cancellationToken;
         try
         {
-            // Without inline socket completions .NET often completes a zero-byte receive on a stale readiness event (measured:
-            // ~90% of the time when the previous receive finished synchronously), and the caller would then rent its buffer and
-            // wait with it. So wait again until poll(2) confirms data or the end of the connection: one syscall per wake-up.
-            do await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, token).ConfigureAwait(false);
-            while (!_socket.Poll(0, SelectMode.SelectRead));
+            // The loop's readiness is exact but for a read that filled its buffer: then one more read finds nothing and waits.
+            await _socket.WaitReadableAsync(token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
         {
@@ -154,9 +151,9 @@ internal sealed partial class Http1Connection
         }
         try
         {
-            int available = _socket.Available;
+            int available = _socket.Socket.Available;
             if (available > tail.Length - length) return;
-            if (available > 0) length += _socket.Receive(tail[length..(length + available)], SocketFlags.None);
+            if (available > 0 && _socket.TryReceive(tail[length..(length + available)]) is var n and > 0) length += n;
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
         var status = _chunked.Decode(tail[..length], out int produced, out int consumed);

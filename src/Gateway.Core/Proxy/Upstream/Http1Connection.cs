@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using Gateway.Net;
 
 namespace Gateway.Proxy.Upstream;
 
@@ -17,7 +18,7 @@ internal sealed partial class Http1Connection
     /// <summary>Bodies up to this size are copied behind the head and go out in one send; larger ones in a second send.</summary>
     private const int CopyBodyLimit = 64 * 1024;
 
-    private readonly Socket _socket;
+    private readonly LoopSocket _socket;
     private readonly Http1Pool _pool;
     private int _closed;
 
@@ -29,7 +30,7 @@ internal sealed partial class Http1Connection
     private CancellationToken _requestToken;
     private CancellationTokenRegistration _abortOnCancel;
 
-    public Http1Connection(Http1Pool pool, Socket socket)
+    public Http1Connection(Http1Pool pool, LoopSocket socket)
     {
         _pool = pool;
         _socket = socket;
@@ -62,6 +63,9 @@ internal sealed partial class Http1Connection
     /// <summary>For tests and the memory probe: whether the connection holds a rented buffer right now.</summary>
     internal bool HoldsBuffer => _buffer is not null;
 
+    /// <summary>Closed here, or its end already reported by the event loop: no syscall needed to rule it out.</summary>
+    public bool KnownDead => IsClosed || _socket.PeerClosed;
+
     /// <summary>
     /// An idle connection is usable when the server has neither closed it nor sent anything: a readable idle socket means EOF, a
     /// reset or stray bytes, all of which rule it out. One poll(2) with a zero timeout.
@@ -69,7 +73,7 @@ internal sealed partial class Http1Connection
     public bool IsUsableWhenIdle()
     {
         if (IsClosed) return false;
-        try { return !_socket.Poll(0, SelectMode.SelectRead); }
+        try { return !_socket.Socket.Poll(0, SelectMode.SelectRead); }
         catch (Exception e) when (e is SocketException or ObjectDisposedException) { return false; }
     }
 
@@ -104,10 +108,10 @@ internal sealed partial class Http1Connection
             }
             ReadOnlyMemory<byte> pending = buffer.AsMemory(0, length);
             SendNow(ref pending);
-            while (!pending.IsEmpty) pending = pending[await _socket.SendAsync(pending, SocketFlags.None).ConfigureAwait(false)..];
+            if (!pending.IsEmpty) await _socket.SendAsync(pending).ConfigureAwait(false);
             pending = copyBody ? default : body;
             SendNow(ref pending);
-            while (!pending.IsEmpty) pending = pending[await _socket.SendAsync(pending, SocketFlags.None).ConfigureAwait(false)..];
+            if (!pending.IsEmpty) await _socket.SendAsync(pending).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -122,16 +126,14 @@ internal sealed partial class Http1Connection
     }
 
     /// <summary>
-    /// Sends what the kernel takes right now with a plain non-blocking send(2) (the socket is non-blocking, so this never waits). A
-    /// request almost always fits the socket buffer, so the async send, and the ~300-byte event args .NET caches per socket for it,
-    /// are only ever needed for a body the kernel cannot take at once.
+    /// Sends what the kernel takes right now (the socket is non-blocking, so this never waits). A request almost always fits the
+    /// socket buffer; the rest, if any, goes out with <see cref="LoopSocket.SendAsync(ReadOnlyMemory{byte})"/>.
     /// </summary>
     private void SendNow(ref ReadOnlyMemory<byte> pending)
     {
         if (pending.IsEmpty) return;
-        int sent = _socket.Send(pending.Span, SocketFlags.None, out var error);
-        if (error == SocketError.Success) pending = pending[sent..];
-        else if (error != SocketError.WouldBlock) throw new SocketException((int)error);
+        int sent = _socket.TrySend(pending.Span);
+        if (sent > 0) pending = pending[sent..];
     }
 
     /// <summary>Reads until the final (non-1xx) response head is complete and sets up the body framing it announces.</summary>
@@ -164,7 +166,7 @@ internal sealed partial class Http1Connection
             }
             MakeRoomForHead();
             int n;
-            try { n = await _socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None).ConfigureAwait(false); }
+            try { n = await _socket.ReceiveAsync(_buffer.AsMemory(_end)).ConfigureAwait(false); }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
                 throw Failure(e, Reused && !received ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
@@ -257,7 +259,7 @@ internal sealed partial class Http1Connection
     public void Close()
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0) return;
-        _socket.Dispose();
+        _socket.Close();
         _pool.OnClosed();
     }
 

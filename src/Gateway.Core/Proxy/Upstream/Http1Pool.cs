@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
+using Gateway.Net;
 
 namespace Gateway.Proxy.Upstream;
 
@@ -18,7 +19,6 @@ internal sealed class Http1Pool : IDisposable
     private readonly Http1ClientOptions _options;
     private readonly long _idleMs;
     private readonly EndPoint _endPoint;
-    private readonly AddressFamily _family;
     private Http1Connection[] _idle = new Http1Connection[16];
     private int _count;
     private bool _disposed;
@@ -33,13 +33,10 @@ internal sealed class Http1Pool : IDisposable
         if (IPAddress.TryParse(host, out var address))
         {
             _endPoint = new IPEndPoint(address, port);
-            _family = address.AddressFamily;
         }
         else
         {
-            // A name: resolved at each connect (as SocketsHttpHandler does), all addresses tried; a dual-mode socket takes v4 and v6.
             _endPoint = new DnsEndPoint(host, port);
-            _family = AddressFamily.Unspecified;
         }
     }
 
@@ -73,8 +70,8 @@ internal sealed class Http1Pool : IDisposable
             long idle = now - connection.IdleSince;
             // A poll(2) per request costs about as much as the rest of the pool: only connections idle long enough for a server's
             // keep-alive close to be plausible are polled. A fresher one the server dropped anyway (a crash, a restart) fails before
-            // any response byte, and SendAsync retries that once on a new connection.
-            if (idle < _idleMs && (idle < PollAfterIdleMs || connection.IsUsableWhenIdle())) return connection;
+            // any response byte, and SendAsync retries that once on a new connection. A close the event loop already saw costs nothing.
+            if (idle < _idleMs && !connection.KnownDead && (idle < PollAfterIdleMs || connection.IsUsableWhenIdle())) return connection;
             if (idle < _idleMs) Interlocked.Increment(ref _foundDead);
             connection.Discard();
         }
@@ -95,47 +92,91 @@ internal sealed class Http1Pool : IDisposable
         connection.Discard();
     }
 
+    /// <summary>
+    /// Opens a connection on an event loop: the caller's own when a request on a loop thread asks, so the exchange stays on that
+    /// thread. A name is resolved at each connect (as SocketsHttpHandler does) and its addresses are tried in turn.
+    /// </summary>
     public async ValueTask<Http1Connection> ConnectAsync(CancellationToken cancellationToken)
     {
-        Socket socket;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ConnectTimeout);
         try
         {
-            socket = _family == AddressFamily.Unspecified
-                ? new Socket(SocketType.Stream, ProtocolType.Tcp)
-                : new Socket(_family, SocketType.Stream, ProtocolType.Tcp);
+            IPAddress[] addresses;
+            int port;
+            if (_endPoint is IPEndPoint ip)
+            {
+                addresses = [ip.Address];
+                port = ip.Port;
+            }
+            else
+            {
+                var dns = (DnsEndPoint)_endPoint;
+                port = dns.Port;
+                try { addresses = await Dns.GetHostAddressesAsync(dns.Host, timeout.Token).ConfigureAwait(false); }
+                catch (SocketException e)
+                {
+                    throw new UpstreamException(UpstreamFailure.ConnectFailed, $"Connecting to {_endPoint} failed: {e.SocketErrorCode}.", e);
+                }
+                if (addresses.Length == 0) throw new UpstreamException(UpstreamFailure.ConnectFailed, $"Connecting to {_endPoint} failed: no address.");
+            }
+            UpstreamException? failure = null;
+            foreach (var address in addresses)
+            {
+                try
+                {
+                    var connection = new Http1Connection(this, await ConnectOneAsync(new IPEndPoint(address, port), timeout.Token).ConfigureAwait(false));
+                    Interlocked.Increment(ref _opened);
+                    Interlocked.Increment(ref _open);
+                    return connection;
+                }
+                catch (UpstreamException e) when (e.Failure == UpstreamFailure.ConnectFailed)
+                {
+                    failure = e; // the next address, if any
+                }
+            }
+            throw failure!;
         }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new UpstreamException(UpstreamFailure.ConnectTimeout, $"Connecting to {_endPoint} timed out after {_options.ConnectTimeout.TotalSeconds:0.###} s.");
+        }
+    }
+
+    private async ValueTask<LoopSocket> ConnectOneAsync(IPEndPoint endPoint, CancellationToken cancellationToken)
+    {
+        Socket socket;
+        try { socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp); }
         catch (SocketException e)
         {
             // Out of file descriptors, typically: this backend is not at fault, but the request cannot go out; a 502, not a crash.
             throw new UpstreamException(UpstreamFailure.ConnectFailed, $"No socket for {_endPoint}: {e.SocketErrorCode}.", e);
         }
+        var io = new LoopSocket(socket);
         try
         {
             socket.NoDelay = true; // the request and every SSE chunk must leave now, not after Nagle's wait for an ACK
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(_options.ConnectTimeout);
-            try
+            var address = endPoint.Serialize();
+            bool connected = io.StartConnect(address.Buffer.Span[..address.Size]);
+            io.Register(EventLoops.CurrentOrNext());
+            if (!connected)
             {
-                await socket.ConnectAsync(_endPoint, timeout.Token).ConfigureAwait(false);
-                socket.Blocking = false; // synchronous sends return instead of waiting (see Http1Connection.SendNow); async I/O is unaffected
+                await io.WaitWritableAsync(cancellationToken).ConfigureAwait(false);
+                var error = (SocketError)(int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+                if (error != SocketError.Success) throw new SocketException((int)error);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                throw new UpstreamException(UpstreamFailure.ConnectTimeout, $"Connecting to {_endPoint} timed out after {_options.ConnectTimeout.TotalSeconds:0.###} s.");
-            }
-            catch (SocketException e)
-            {
-                throw new UpstreamException(UpstreamFailure.ConnectFailed, $"Connecting to {_endPoint} failed: {e.SocketErrorCode}.", e);
-            }
+            return io;
+        }
+        catch (SocketException e)
+        {
+            io.Close();
+            throw new UpstreamException(UpstreamFailure.ConnectFailed, $"Connecting to {_endPoint} failed: {e.SocketErrorCode}.", e);
         }
         catch
         {
-            socket.Dispose();
+            io.Close();
             throw;
         }
-        Interlocked.Increment(ref _opened);
-        Interlocked.Increment(ref _open);
-        return new Http1Connection(this, socket);
     }
 
     internal void OnClosed() => Interlocked.Decrement(ref _open);

@@ -1,0 +1,57 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+
+namespace Gateway.Net;
+
+/// <summary>
+/// The pipes' memory: 4 KB blocks kept for reuse, so renting a pipe segment allocates nothing (MemoryPool&lt;byte&gt;.Shared
+/// allocates an owner object per rent). Keeps at most <see cref="MaxRetained"/> free blocks; beyond that they go to the GC.
+/// </summary>
+internal sealed class BlockPool : MemoryPool<byte>
+{
+    public const int BlockSize = 4096;
+    private const int MaxRetained = 4096; // 16 MB of idle blocks at most
+
+    private readonly ConcurrentQueue<Block> _free = new();
+    private int _freeCount;
+
+    public static new BlockPool Shared { get; } = new();
+
+    public override int MaxBufferSize => BlockSize;
+
+    public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
+    {
+        if (minBufferSize > BlockSize) throw new ArgumentOutOfRangeException(nameof(minBufferSize), "Blocks are 4 KB.");
+        if (_free.TryDequeue(out var block))
+        {
+            Interlocked.Decrement(ref _freeCount);
+            block.Rented = true;
+            return block;
+        }
+        return new Block(this) { Rented = true };
+    }
+
+    private void Return(Block block)
+    {
+        if (Volatile.Read(ref _freeCount) >= MaxRetained) return;
+        Interlocked.Increment(ref _freeCount);
+        _free.Enqueue(block);
+    }
+
+    protected override void Dispose(bool disposing) { }
+
+    private sealed class Block(BlockPool pool) : IMemoryOwner<byte>
+    {
+        private readonly byte[] _array = GC.AllocateUninitializedArray<byte>(BlockSize, pinned: true);
+        public bool Rented;
+
+        public Memory<byte> Memory => _array;
+
+        public void Dispose()
+        {
+            if (!Rented) return; // a second dispose must not put the block in the queue twice
+            Rented = false;
+            pool.Return(this);
+        }
+    }
+}
