@@ -33,6 +33,14 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void Transport_is_read_and_defaults_to_the_loop()
+    {
+        Assert.Equal(ServerTransport.Loop, Load("").Server.Transport);
+        Assert.Equal(ServerTransport.Loop, Load("[server]\ntransport = \"loop\"").Server.Transport);
+        Assert.Equal(ServerTransport.Sockets, Load("[server]\ntransport = \"sockets\"").Server.Transport);
+    }
+
+    [Fact]
     public void An_empty_file_gives_the_seed_defaults()
     {
         var o = Load("");
@@ -88,6 +96,7 @@ public sealed class ConfigLoaderTests
     [InlineData("[server]\nport = 70000", "server.port: 70000 is out of range")]
     [InlineData("[server]\nio_threads = -1", "server.io_threads: -1 is out of range (0..1024)")]
     [InlineData("[server]\nio_threads = \"two\"", "line 2")]
+    [InlineData("[server]\ntransport = \"epoll\"", "server.transport: 'epoll' is not one of loop, sockets")]
     [InlineData("[server]\nread_timeout = \"soon\"", "server.read_timeout: 'soon' is not a duration")]
     [InlineData("[server]\nmax_body_byte = 5", "server.max_body_byte: unknown key")]
     [InlineData("[servr]\nport = 1", "servr: unknown key")]
