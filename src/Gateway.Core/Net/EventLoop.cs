@@ -5,7 +5,9 @@ namespace Gateway.Net;
 
 /// <summary>
 /// One epoll instance (edge-triggered) and the thread that waits on it. Whatever a readiness wait resumes (Kestrel's parser, the
-/// proxy, the upstream read) runs on this thread, as in nginx's worker: no hop to the thread pool, no second thread woken.
+/// proxy, the upstream read) runs on this thread, as in nginx's worker: no hop to the thread pool, no second thread woken (with
+/// server.inline_io; wakes from a close or a cancellation go through the thread pool).
+/// A socket stays in the slot table until it is closed: every owner closes its sockets (a leaked one would keep its descriptor).
 /// </summary>
 internal sealed unsafe class EventLoop
 {
@@ -26,6 +28,12 @@ internal sealed unsafe class EventLoop
         if (_epoll < 0) throw new SocketException(Marshal.GetLastPInvokeError());
         new Thread(Run) { IsBackground = true, Name = name }.Start();
     }
+
+    /// <summary>
+    /// An exception that escaped a continuation run by a wake (async methods keep their own, so this is a bug): reported on stderr
+    /// and not allowed to end the loop every connection depends on.
+    /// </summary>
+    public static void Report(Exception e) => Console.Error.WriteLine($"event loop: unhandled {e.GetType().Name}: {e.Message}");
 
     /// <summary>The loop whose thread is running the caller, if any.</summary>
     public static EventLoop? Current => t_current;
@@ -88,7 +96,13 @@ internal sealed unsafe class EventLoop
         while (true)
         {
             int n = Libc.EpollWait(_epoll, events, MaxEvents, -1);
-            if (n < 0) continue; // EINTR
+            if (n < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == Libc.EINTR) continue;
+                // The epoll descriptor itself is broken: no connection can make progress, and spinning here would hide it.
+                Environment.FailFast($"epoll_wait failed on {Thread.CurrentThread.Name}: errno {errno}");
+            }
             for (int i = 0; i < n; i++)
             {
                 byte* e = events + i * size;
@@ -96,8 +110,7 @@ internal sealed unsafe class EventLoop
                 var sockets = Volatile.Read(ref _sockets);
                 int slot = (int)(uint)token;
                 if (slot >= sockets.Length || Volatile.Read(ref sockets[slot]) is not { } socket || socket.Token != token) continue;
-                try { socket.OnEvents(*(uint*)e); }
-                catch (Exception) { } // continuations catch their own exceptions; nothing may end the loop every connection depends on
+                socket.OnEvents(*(uint*)e);
             }
         }
     }

@@ -2,16 +2,19 @@ using System.Runtime.InteropServices;
 
 namespace Gateway.Net;
 
-/// <summary>The Linux calls the event loop makes itself. Each is a plain non-blocking syscall; errors come back as -errno.</summary>
+/// <summary>
+/// The Linux calls the event loop makes itself. The socket calls never block (the sockets are non-blocking) and the wrappers return
+/// -errno; the epoll, shutdown and close imports return -1 with errno, and epoll_wait blocks the loop's own thread.
+/// </summary>
 internal static unsafe partial class Libc
 {
     public const int EAGAIN = 11, EINTR = 4, EINPROGRESS = 115;
     public const uint EPOLLIN = 0x001, EPOLLOUT = 0x004, EPOLLERR = 0x008, EPOLLHUP = 0x010, EPOLLRDHUP = 0x2000, EPOLLET = 1u << 31;
     public const int EPOLL_CTL_ADD = 1, EPOLL_CTL_DEL = 2, EPOLL_CLOEXEC = 0x80000;
-    public const int MSG_NOSIGNAL = 0x4000;
+    public const int MSG_PEEK = 0x2, MSG_NOSIGNAL = 0x4000;
     public const int SHUT_RDWR = 2;
 
-    /// <summary>struct epoll_event is packed on x86-64 (12 bytes) and naturally aligned elsewhere (16 bytes).</summary>
+    /// <summary>struct epoll_event is packed on x86-64 (12 bytes) and naturally aligned on the other 64-bit targets (16 bytes).</summary>
     public static readonly int EpollEventSize = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 12 : 16;
     public static readonly int EpollDataOffset = RuntimeInformation.ProcessArchitecture == Architecture.X64 ? 4 : 8;
 
@@ -62,13 +65,13 @@ internal static unsafe partial class Libc
     public static partial int Close(int fd);
 
     /// <summary>recv(2): bytes read, 0 at end of stream, or -errno (EINTR retried).</summary>
-    public static nint Recv(int fd, Span<byte> buffer)
+    public static nint Recv(int fd, Span<byte> buffer, int flags = 0)
     {
         fixed (byte* p = buffer)
         {
             while (true)
             {
-                nint n = RecvRaw(fd, p, (nuint)buffer.Length, 0);
+                nint n = RecvRaw(fd, p, (nuint)buffer.Length, flags);
                 if (n >= 0) return n;
                 int errno = Marshal.GetLastPInvokeError();
                 if (errno != EINTR) return -errno;

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 
 namespace Gateway.Net;
@@ -52,19 +53,23 @@ internal sealed class LoopSocket
         loop.Add(this);
     }
 
-    /// <summary>Called on the loop thread with the epoll event mask.</summary>
+    /// <summary>Called on the loop thread with the epoll event mask. Counts first, then wakes: a wake runs its continuation inline.</summary>
     internal void OnEvents(uint events)
     {
-        if ((events & (Libc.EPOLLIN | Libc.EPOLLRDHUP | Libc.EPOLLHUP | Libc.EPOLLERR)) != 0)
+        bool read = (events & (Libc.EPOLLIN | Libc.EPOLLRDHUP | Libc.EPOLLHUP | Libc.EPOLLERR)) != 0;
+        bool write = (events & (Libc.EPOLLOUT | Libc.EPOLLHUP | Libc.EPOLLERR)) != 0;
+        if ((events & (Libc.EPOLLRDHUP | Libc.EPOLLHUP | Libc.EPOLLERR)) != 0) _readEnded = true;
+        if (read) Interlocked.Increment(ref _readEdges);
+        if (write) Interlocked.Increment(ref _writeEdges);
+        if (read)
         {
-            if ((events & (Libc.EPOLLRDHUP | Libc.EPOLLHUP | Libc.EPOLLERR)) != 0) _readEnded = true;
-            Interlocked.Increment(ref _readEdges);
-            _reader.WakeIfArmed();
+            try { _reader.WakeIfArmed(); }
+            catch (Exception e) { EventLoop.Report(e); }
         }
-        if ((events & (Libc.EPOLLOUT | Libc.EPOLLHUP | Libc.EPOLLERR)) != 0)
+        if (write)
         {
-            Interlocked.Increment(ref _writeEdges);
-            _writer.WakeIfArmed();
+            try { _writer.WakeIfArmed(); }
+            catch (Exception e) { EventLoop.Report(e); }
         }
     }
 
@@ -73,6 +78,13 @@ internal sealed class LoopSocket
 
     /// <summary>Whether a read may find data (or the end): false only after a read drained the socket and no edge came since.</summary>
     public bool MayRead => Volatile.Read(ref _readEdges) != _readSeen || _readEnded || IsClosed;
+
+    /// <summary>
+    /// The last read filled its buffer, so more is likely queued. When a wait completes at once without this, the edge it saw may
+    /// be stale: one read took the bytes of two edges, and the second was counted after it (callers that must not take a buffer
+    /// for nothing check with <see cref="Peek"/> or read into the stack first).
+    /// </summary>
+    public bool LastReadFilled { get; private set; }
 
     /// <summary>Completes when the socket may be read (at once when it may already), the socket is closed, or the token fires.</summary>
     public ValueTask WaitReadableAsync(CancellationToken cancellationToken = default) =>
@@ -91,6 +103,7 @@ internal sealed class LoopSocket
         return cancellationToken.CanBeCanceled ? WaitCancellableAsync(pending, waiter, cancellationToken) : pending;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private static async ValueTask WaitCancellableAsync(ValueTask pending, Waiter waiter, CancellationToken cancellationToken)
     {
         using (cancellationToken.UnsafeRegister(static (state, token) => ((Waiter)state!).Cancel(token), waiter))
@@ -119,14 +132,42 @@ internal sealed class LoopSocket
         {
             if (n != -Libc.EAGAIN) throw Error((int)-n);
             _readSeen = edges;
+            LastReadFilled = false;
             return -1;
         }
-        // A TCP read returns less than asked only when nothing more was queued: no need to ask again before the next edge.
-        if (n > 0 && n < buffer.Length) _readSeen = edges;
+        // A TCP read returns less than asked when nothing more was queued (or at an urgent mark, which HTTP peers do not send): no
+        // need to ask again before the next edge. The end of the stream stays readable.
+        LastReadFilled = n == buffer.Length;
+        if (n > 0 && !LastReadFilled) _readSeen = edges;
         return (int)n;
     }
 
-    /// <summary>Reads at least one byte (or 0 at the end), waiting for an edge when the socket is known to be drained.</summary>
+    /// <summary>
+    /// Whether bytes (or the end, or an error) are really there, without taking them: one recv(MSG_PEEK). False marks the socket
+    /// drained, so the next wait waits for a new edge.
+    /// </summary>
+    public bool Peek()
+    {
+        int edges = Volatile.Read(ref _readEdges);
+        Span<byte> one = stackalloc byte[1];
+        nint n;
+        bool added = false;
+        try
+        {
+            _handle.DangerousAddRef(ref added);
+            n = Libc.Recv(_fd, one, Libc.MSG_PEEK);
+        }
+        catch (ObjectDisposedException) { return true; } // closed: the read that follows reports it
+        finally
+        {
+            if (added) _handle.DangerousRelease();
+        }
+        if (n != -Libc.EAGAIN) return true;
+        _readSeen = edges;
+        return false;
+    }
+
+    /// <summary>Reads at least one byte (or 0 at the end; a buffer must not be empty), waiting for an edge when the socket is known to be drained.</summary>
     public ValueTask<int> ReceiveAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (MayRead)
@@ -137,6 +178,7 @@ internal sealed class LoopSocket
         return ReceiveSlowAsync(buffer, cancellationToken);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReceiveSlowAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (true)
@@ -184,6 +226,7 @@ internal sealed class LoopSocket
         return default;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SendSlowAsync(ReadOnlyMemory<byte> data)
     {
         while (!data.IsEmpty)
@@ -208,6 +251,7 @@ internal sealed class LoopSocket
         return default;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask SendSlowAsync(ReadOnlySequence<byte> rest)
     {
         while (!rest.IsEmpty)
@@ -220,10 +264,11 @@ internal sealed class LoopSocket
 
     private const int MaxVectors = 16;
 
+    [SkipLocalsInit] // the vectors and pins are written before they are read
     private unsafe long TrySendVector(in ReadOnlySequence<byte> data)
     {
         var vectors = stackalloc Libc.IoVec[MaxVectors];
-        var pins = new PinSet();
+        Unsafe.SkipInit(out PinSet pins);
         int count = 0;
         try
         {
@@ -263,7 +308,7 @@ internal sealed class LoopSocket
         }
     }
 
-    [System.Runtime.CompilerServices.InlineArray(MaxVectors)]
+    [InlineArray(MaxVectors)]
     private struct PinSet
     {
         private MemoryHandle _element;
@@ -287,7 +332,11 @@ internal sealed class LoopSocket
         }
     }
 
-    /// <summary>Sends FIN both ways (pending reads see the end); the descriptor stays open until <see cref="Close"/>.</summary>
+    /// <summary>
+    /// Sends FIN and stops reading (shutdown(2) both ways): a waiting read wakes and finds the end, a send fails. The descriptor
+    /// stays open until <see cref="Close"/>, which the owner calls once no read or write of its own can be running, so the close is
+    /// always graceful (Socket.Dispose with a syscall in flight on another thread would reset the connection instead).
+    /// </summary>
     public void Shutdown()
     {
         bool added = false;
@@ -301,16 +350,22 @@ internal sealed class LoopSocket
         {
             if (added) _handle.DangerousRelease();
         }
+        _readEnded = true;
+        _reader.WakeLater();
+        _writer.WakeLater();
     }
 
-    /// <summary>Stops watching and closes the descriptor (once a syscall in flight on another thread returns); wakes any waiter.</summary>
+    /// <summary>
+    /// Stops watching and closes the descriptor (once a syscall in flight on another thread returns); wakes any waiter. From any
+    /// thread: the upstream client closes a socket this way to cancel an exchange, where an abortive close is what it wants.
+    /// </summary>
     public void Close()
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0) return;
         _loop?.Remove(this);
         Socket.Dispose();
-        _reader.WakeIfArmed();
-        _writer.WakeIfArmed();
+        _reader.WakeLater();
+        _writer.WakeLater();
     }
 
     private static SocketException Error(int errno) => new((int)(errno switch
@@ -348,9 +403,21 @@ internal sealed class LoopSocket
             if (Volatile.Read(ref _armed) == 1 && Interlocked.Exchange(ref _armed, 0) == 1) _core.SetResult(true);
         }
 
+        /// <summary>
+        /// For a wake from outside the loop (close, shutdown): the continuation goes to the thread pool, never runs on the caller's
+        /// thread, which may be Kestrel's inside its own lock, a timer's, or a canceller's.
+        /// </summary>
+        public void WakeLater()
+        {
+            if (Interlocked.Exchange(ref _armed, 0) == 1)
+                ThreadPool.UnsafeQueueUserWorkItem(static w => w._core.SetResult(true), this, preferLocal: false);
+        }
+
         public void Cancel(CancellationToken token)
         {
-            if (Interlocked.Exchange(ref _armed, 0) == 1) _core.SetException(new OperationCanceledException(token));
+            if (Interlocked.Exchange(ref _armed, 0) == 1)
+                ThreadPool.UnsafeQueueUserWorkItem(static s => s.Waiter._core.SetException(new OperationCanceledException(s.Token)),
+                    (Waiter: this, Token: token), preferLocal: false);
         }
 
         public void GetResult(short token) => _core.GetResult(token);

@@ -24,7 +24,7 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
     private static long s_lastId;
 
     private readonly LoopSocket _socket;
-    private readonly IDuplexPipe _application;
+    private readonly IDuplexPipe _transport, _application; // Transport is settable (middleware may wrap it); these stay ours
     private readonly CancellationTokenSource _closed = new();
     private IDictionary<object, object?>? _items;
     private Task _processing = Task.CompletedTask;
@@ -45,7 +45,7 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         var app = inlineIo ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
         var input = new Pipe(new PipeOptions(BlockPool.Shared, app, PipeScheduler.Inline, MaxReadBuffer, MaxReadBuffer / 2, useSynchronizationContext: false));
         var output = new Pipe(new PipeOptions(BlockPool.Shared, PipeScheduler.Inline, app, MaxWriteBuffer, MaxWriteBuffer / 2, useSynchronizationContext: false));
-        Transport = new Duplex(input.Reader, output.Writer);
+        Transport = _transport = new Duplex(input.Reader, output.Writer);
         _application = new Duplex(output.Reader, input.Writer);
 
         Features = new FeatureCollection();
@@ -74,11 +74,17 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
 
     private async Task RunAsync()
     {
-        var receiving = ReceiveAsync();
-        var sending = SendAsync();
-        await receiving.ConfigureAwait(false);
-        await sending.ConfigureAwait(false);
-        _socket.Close();
+        try
+        {
+            var receiving = ReceiveAsync();
+            var sending = SendAsync();
+            await receiving.ConfigureAwait(false);
+            await sending.ConfigureAwait(false);
+        }
+        finally
+        {
+            _socket.Close(); // both loops are done: no read or write of ours can be in flight, so the close stays graceful
+        }
     }
 
     private async Task ReceiveAsync()
@@ -89,13 +95,20 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         {
             while (true)
             {
-                // An idle connection holds no buffer: the block is taken only once epoll says bytes are there.
-                await _socket.WaitReadableAsync().ConfigureAwait(false);
-                var memory = input.GetMemory(MinReadBuffer);
-                int n = _socket.TryReceive(memory.Span);
-                if (n < 0) continue; // the edge was for bytes an earlier read already took
+                var wait = _socket.WaitReadableAsync();
+                bool fresh = !wait.IsCompleted || _socket.LastReadFilled;
+                await wait.ConfigureAwait(false);
+                int n;
+                if (fresh)
+                {
+                    // An edge that came while we waited: bytes are there, so take a pipe block and read into it.
+                    var memory = input.GetMemory(MinReadBuffer);
+                    n = _socket.TryReceive(memory.Span);
+                    if (n > 0) input.Advance(n);
+                }
+                else n = ReceiveIntoStack(input); // maybe a stale edge: an idle connection must not end up holding a block
+                if (n < 0) continue; // nothing there after all
                 if (n == 0) break; // FIN
-                input.Advance(n);
                 var result = await input.FlushAsync().ConfigureAwait(false);
                 if (result.IsCompleted || result.IsCanceled) break;
             }
@@ -104,15 +117,25 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         {
             error = new ConnectionResetException(e.Message, e);
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (Exception e)
         {
-            error = e; // closed by Abort or the send loop: the shutdown reason below says why
+            error = e; // closed or shut down by Abort or the send loop (the shutdown reason below says why), or unexpected
         }
         finally
         {
             await input.CompleteAsync(_shutdownReason ?? error).ConfigureAwait(false);
             FireConnectionClosed();
         }
+    }
+
+    /// <summary>One read into the stack, copied into the pipe only when bytes came: -1 (nothing) leaves no block taken.</summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit]
+    private int ReceiveIntoStack(PipeWriter input)
+    {
+        Span<byte> scratch = stackalloc byte[BlockPool.BlockSize];
+        int n = _socket.TryReceive(scratch);
+        if (n > 0) input.Write(scratch[..n]);
+        return n;
     }
 
     private async Task SendAsync()
@@ -135,9 +158,9 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         {
             error = new ConnectionResetException(e.Message, e);
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (Exception e)
         {
-            error = e;
+            error = e; // a failed send, or the output completed with an error by Kestrel
         }
         finally
         {
@@ -147,13 +170,12 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         }
     }
 
-    /// <summary>Once: FIN both ways and close, so the receive loop ends; the first reason is what Kestrel's reads report.</summary>
+    /// <summary>Once: FIN both ways, so the receive loop ends (the close follows both loops); the first reason is what Kestrel's reads report.</summary>
     private void Shutdown(Exception? reason)
     {
         if (Interlocked.Exchange(ref _shutdown, 1) != 0) return;
         _shutdownReason = reason ?? new ConnectionAbortedException("The connection's send loop completed gracefully.");
         _socket.Shutdown();
-        _socket.Close();
     }
 
     private void FireConnectionClosed()
@@ -171,9 +193,10 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
 
     public override async ValueTask DisposeAsync()
     {
-        await Transport.Input.CompleteAsync().ConfigureAwait(false);
-        await Transport.Output.CompleteAsync().ConfigureAwait(false);
-        await _processing.ConfigureAwait(false);
+        await _transport.Input.CompleteAsync().ConfigureAwait(false);
+        await _transport.Output.CompleteAsync().ConfigureAwait(false);
+        try { await _processing.ConfigureAwait(false); }
+        catch (Exception) { } // the loops catch their own; Kestrel must still get to remove the connection
         // _closed is not disposed: its Cancel may still be queued, and a source without a timer holds nothing to release.
     }
 

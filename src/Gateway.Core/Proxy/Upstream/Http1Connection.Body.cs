@@ -88,8 +88,8 @@ internal sealed partial class Http1Connection
     public bool HasBufferedBody => _start < _end;
 
     /// <summary>
-    /// Waits until body bytes (or the end of the connection) can be read, holding no buffer: a zero-byte receive. Returns (0) at once
-    /// when bytes are buffered or the body has ended.
+    /// Waits until body bytes (or the end of the connection) can be read, holding no buffer. Returns (0) at once when bytes are
+    /// buffered or the body has ended.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<int> WaitForBodyDataAsync(CancellationToken cancellationToken)
@@ -99,8 +99,15 @@ internal sealed partial class Http1Connection
         var token = cancellationToken == _requestToken ? default : cancellationToken;
         try
         {
-            // The loop's readiness is exact but for a read that filled its buffer: then one more read finds nothing and waits.
-            await _socket.WaitReadableAsync(token).ConfigureAwait(false);
+            while (true)
+            {
+                var wait = _socket.WaitReadableAsync(token);
+                bool fresh = !wait.IsCompleted || _socket.LastReadFilled;
+                await wait.ConfigureAwait(false);
+                // An edge that came while we waited means bytes (or the end). One seen at once may be stale (a read took its bytes
+                // with an earlier edge's): then peek, so an idle stream does not rent its buffer only to find nothing.
+                if (fresh || _socket.Peek()) break;
+            }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
         {

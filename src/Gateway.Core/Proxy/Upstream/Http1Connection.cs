@@ -7,7 +7,7 @@ namespace Gateway.Proxy.Upstream;
 
 /// <summary>
 /// One keep-alive TCP connection to a backend and the state of the one exchange it carries at a time. Everything per connection is
-/// allocated once (this object, its socket and the socket's cached async event args, the body stream); per request it rents one
+/// allocated once (this object, its socket on an event loop, the body stream); per request it rents one
 /// buffer for the request head (+ small body) and one for the response head, and gives both back as soon as they are drained, so a
 /// stream waiting between tokens holds no buffer at all.
 /// </summary>

@@ -94,10 +94,12 @@ internal sealed class Http1Pool : IDisposable
 
     /// <summary>
     /// Opens a connection on an event loop: the caller's own when a request on a loop thread asks, so the exchange stays on that
-    /// thread. A name is resolved at each connect (as SocketsHttpHandler does) and its addresses are tried in turn.
+    /// thread. A name is resolved at each connect (as SocketsHttpHandler does) and its addresses are tried in turn, all within the
+    /// one connect timeout, as Socket.ConnectAsync does with a name (an address that drops SYNs can use all of it).
     /// </summary>
     public async ValueTask<Http1Connection> ConnectAsync(CancellationToken cancellationToken)
     {
+        var loop = EventLoops.CurrentOrNext(); // before any await: after one, this may be a thread-pool thread
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.ConnectTimeout);
         try
@@ -125,7 +127,7 @@ internal sealed class Http1Pool : IDisposable
             {
                 try
                 {
-                    var connection = new Http1Connection(this, await ConnectOneAsync(new IPEndPoint(address, port), timeout.Token).ConfigureAwait(false));
+                    var connection = new Http1Connection(this, await ConnectOneAsync(new IPEndPoint(address, port), loop, timeout.Token).ConfigureAwait(false));
                     Interlocked.Increment(ref _opened);
                     Interlocked.Increment(ref _open);
                     return connection;
@@ -143,7 +145,7 @@ internal sealed class Http1Pool : IDisposable
         }
     }
 
-    private async ValueTask<LoopSocket> ConnectOneAsync(IPEndPoint endPoint, CancellationToken cancellationToken)
+    private async ValueTask<LoopSocket> ConnectOneAsync(IPEndPoint endPoint, EventLoop loop, CancellationToken cancellationToken)
     {
         Socket socket;
         try { socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp); }
@@ -152,13 +154,14 @@ internal sealed class Http1Pool : IDisposable
             // Out of file descriptors, typically: this backend is not at fault, but the request cannot go out; a 502, not a crash.
             throw new UpstreamException(UpstreamFailure.ConnectFailed, $"No socket for {_endPoint}: {e.SocketErrorCode}.", e);
         }
-        var io = new LoopSocket(socket);
+        LoopSocket? io = null;
         try
         {
+            io = new LoopSocket(socket);
             socket.NoDelay = true; // the request and every SSE chunk must leave now, not after Nagle's wait for an ACK
             var address = endPoint.Serialize();
             bool connected = io.StartConnect(address.Buffer.Span[..address.Size]);
-            io.Register(EventLoops.CurrentOrNext());
+            io.Register(loop);
             if (!connected)
             {
                 await io.WaitWritableAsync(cancellationToken).ConfigureAwait(false);
@@ -169,14 +172,20 @@ internal sealed class Http1Pool : IDisposable
         }
         catch (SocketException e)
         {
-            io.Close();
+            Close(io, socket);
             throw new UpstreamException(UpstreamFailure.ConnectFailed, $"Connecting to {_endPoint} failed: {e.SocketErrorCode}.", e);
         }
         catch
         {
-            io.Close();
+            Close(io, socket);
             throw;
         }
+    }
+
+    private static void Close(LoopSocket? io, Socket socket)
+    {
+        if (io is not null) io.Close();
+        else socket.Dispose();
     }
 
     internal void OnClosed() => Interlocked.Decrement(ref _open);
