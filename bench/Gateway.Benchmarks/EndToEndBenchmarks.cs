@@ -27,13 +27,17 @@ public class EndToEndBenchmarks
     [Params(UpstreamClientKind.Http1, UpstreamClientKind.Sockets)]
     public UpstreamClientKind Upstream { get; set; }
 
+    /// <summary>What carries Kestrel's connections (server.transport): the gateway's own epoll loops, or Kestrel's socket transport.</summary>
+    [Params(ServerTransport.Loop, ServerTransport.Sockets)]
+    public ServerTransport Transport { get; set; }
+
     [GlobalSetup]
     public async Task Setup()
     {
         _simulator = await VllmSimulator.StartAsync(new SimulatorOptions { Port = 0, Tokens = 16 });
         _gateway = new GatewayHost(new GatewayOptions
         {
-            Server = new ServerOptions { Host = "127.0.0.1", Port = 0 },
+            Server = new ServerOptions { Host = "127.0.0.1", Port = 0, Transport = Transport },
             Proxy = new ProxyOptions { UpstreamClient = Upstream },
             Models = [new ModelConfig { Name = "qwen", ModelId = "Qwen/Qwen2.5-7B-Instruct", Backends = [new BackendConfig { Url = _simulator.BaseUrl }] }],
             // Limits checked and charged on every request, as in production, but high enough never to refuse (the default 60 RPM
