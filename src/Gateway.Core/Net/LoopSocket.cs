@@ -118,16 +118,7 @@ internal sealed class LoopSocket
     {
         int edges = Volatile.Read(ref _readEdges);
         nint n;
-        bool added = false;
-        try
-        {
-            _handle.DangerousAddRef(ref added);
-            n = Libc.Recv(_fd, buffer);
-        }
-        finally
-        {
-            if (added) _handle.DangerousRelease();
-        }
+        using (new Lease(_handle)) n = Libc.Recv(_fd, buffer);
         if (n < 0)
         {
             if (n != -Libc.EAGAIN) throw Error((int)-n);
@@ -151,17 +142,11 @@ internal sealed class LoopSocket
         int edges = Volatile.Read(ref _readEdges);
         Span<byte> one = stackalloc byte[1];
         nint n;
-        bool added = false;
         try
         {
-            _handle.DangerousAddRef(ref added);
-            n = Libc.Recv(_fd, one, Libc.MSG_PEEK);
+            using (new Lease(_handle)) n = Libc.Recv(_fd, one, Libc.MSG_PEEK);
         }
         catch (ObjectDisposedException) { return true; } // closed: the read that follows reports it
-        finally
-        {
-            if (added) _handle.DangerousRelease();
-        }
         if (n != -Libc.EAGAIN) return true;
         _readSeen = edges;
         return false;
@@ -195,16 +180,7 @@ internal sealed class LoopSocket
     {
         int edges = Volatile.Read(ref _writeEdges);
         nint n;
-        bool added = false;
-        try
-        {
-            _handle.DangerousAddRef(ref added);
-            n = Libc.Send(_fd, data);
-        }
-        finally
-        {
-            if (added) _handle.DangerousRelease();
-        }
+        using (new Lease(_handle)) n = Libc.Send(_fd, data);
         if (n < 0)
         {
             if (n != -Libc.EAGAIN) throw Error((int)-n);
@@ -284,16 +260,7 @@ internal sealed class LoopSocket
             }
             int edges = Volatile.Read(ref _writeEdges);
             nint n;
-            bool added = false;
-            try
-            {
-                _handle.DangerousAddRef(ref added);
-                n = Libc.SendVector(_fd, vectors, count);
-            }
-            finally
-            {
-                if (added) _handle.DangerousRelease();
-            }
+            using (new Lease(_handle)) n = Libc.SendVector(_fd, vectors, count);
             if (n < 0)
             {
                 if (n != -Libc.EAGAIN) throw Error((int)-n);
@@ -317,19 +284,11 @@ internal sealed class LoopSocket
     /// <summary>Starts a connect(2); true when it completed at once, false while the handshake runs (wait for writable).</summary>
     public bool StartConnect(ReadOnlySpan<byte> socketAddress)
     {
-        bool added = false;
-        try
-        {
-            _handle.DangerousAddRef(ref added);
-            int r = Libc.Connect(_fd, socketAddress);
-            if (r == 0) return true;
-            if (r == -Libc.EINPROGRESS) return false;
-            throw Error(-r);
-        }
-        finally
-        {
-            if (added) _handle.DangerousRelease();
-        }
+        int r;
+        using (new Lease(_handle)) r = Libc.Connect(_fd, socketAddress);
+        if (r == 0) return true;
+        if (r == -Libc.EINPROGRESS) return false;
+        throw Error(-r);
     }
 
     /// <summary>
@@ -339,17 +298,11 @@ internal sealed class LoopSocket
     /// </summary>
     public void Shutdown()
     {
-        bool added = false;
         try
         {
-            _handle.DangerousAddRef(ref added);
-            Libc.Shutdown(_fd, Libc.SHUT_RDWR);
+            using (new Lease(_handle)) Libc.Shutdown(_fd, Libc.SHUT_RDWR);
         }
-        catch (ObjectDisposedException) { }
-        finally
-        {
-            if (added) _handle.DangerousRelease();
-        }
+        catch (ObjectDisposedException) { } // closed already: nothing to shut down
         _readEnded = true;
         _reader.WakeLater();
         _writer.WakeLater();
@@ -381,6 +334,24 @@ internal sealed class LoopSocket
         9 => SocketError.OperationAborted,
         _ => SocketError.SocketError,
     }));
+
+    /// <summary>
+    /// Holds the descriptor open for one syscall: a close on another thread waits for it (SafeHandle's count), so the number cannot
+    /// be reused by a new socket while we use it. Throws <see cref="ObjectDisposedException"/> once closed.
+    /// </summary>
+    private readonly ref struct Lease
+    {
+        private readonly SafeSocketHandle _handle;
+
+        public Lease(SafeSocketHandle handle)
+        {
+            bool added = false;
+            handle.DangerousAddRef(ref added); // throws when closed; returns only with the count taken
+            _handle = handle;
+        }
+
+        public void Dispose() => _handle.DangerousRelease();
+    }
 
     /// <summary>One pending wait: completed inline on the thread that wakes it (the loop), as inline socket completions are.</summary>
     private sealed class Waiter : IValueTaskSource
