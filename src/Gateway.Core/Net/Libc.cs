@@ -4,7 +4,7 @@ namespace Gateway.Net;
 
 /// <summary>
 /// The Linux calls the event loop makes itself. The socket calls never block (the sockets are non-blocking) and the wrappers return
-/// -errno; the epoll, shutdown and close imports return -1 with errno, and epoll_wait blocks the loop's own thread.
+/// -errno; the epoll and shutdown imports return -1 with errno, and epoll_wait blocks the loop's own thread.
 /// </summary>
 internal static unsafe partial class Libc
 {
@@ -60,9 +60,6 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
     public static partial int Shutdown(int fd, int how);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    public static partial int Close(int fd);
 
     /// <summary>recv(2): bytes read, 0 at end of stream, or -errno (EINTR retried).</summary>
     public static nint Recv(int fd, Span<byte> buffer, int flags = 0)

@@ -61,7 +61,7 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
     public override IFeatureCollection Features { get; }
     public override IDictionary<object, object?> Items
     {
-        get => _items ??= new ConnectionItems();
+        get => _items ??= new Dictionary<object, object?>();
         set => _items = value;
     }
     public override IDuplexPipe Transport { get; set; }
@@ -205,6 +205,4 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         public PipeReader Input { get; } = input;
         public PipeWriter Output { get; } = output;
     }
-
-    private sealed class ConnectionItems : Dictionary<object, object?>;
 }

@@ -106,12 +106,9 @@ internal sealed partial class Http1Connection
                 body.Span.CopyTo(buffer.AsSpan(length));
                 length += body.Length;
             }
-            ReadOnlyMemory<byte> pending = buffer.AsMemory(0, length);
-            SendNow(ref pending);
-            if (!pending.IsEmpty) await _socket.SendAsync(pending).ConfigureAwait(false);
-            pending = copyBody ? default : body;
-            SendNow(ref pending);
-            if (!pending.IsEmpty) await _socket.SendAsync(pending).ConfigureAwait(false);
+            // A request almost always fits the socket buffer: SendAsync sends at once and waits only for what the kernel cannot take.
+            await _socket.SendAsync(buffer.AsMemory(0, length)).ConfigureAwait(false);
+            if (!copyBody) await _socket.SendAsync(body).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -123,17 +120,6 @@ internal sealed partial class Http1Connection
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
-    }
-
-    /// <summary>
-    /// Sends what the kernel takes right now (the socket is non-blocking, so this never waits). A request almost always fits the
-    /// socket buffer; the rest, if any, goes out with <see cref="LoopSocket.SendAsync(ReadOnlyMemory{byte})"/>.
-    /// </summary>
-    private void SendNow(ref ReadOnlyMemory<byte> pending)
-    {
-        if (pending.IsEmpty) return;
-        int sent = _socket.TrySend(pending.Span);
-        if (sent > 0) pending = pending[sent..];
     }
 
     /// <summary>Reads until the final (non-1xx) response head is complete and sets up the body framing it announces.</summary>
