@@ -107,13 +107,16 @@ public static class SseRelay
     {
         int written = 0;
         long now = 0; // one timestamp for the whole read: its events arrived together
+        // The events of one read go into as few of the writer's spans as fit: every GetSpan/Advance on Kestrel's response writer
+        // takes its lock, so a span per event cost two lock rounds per event.
+        var output = new OutputSpan(client);
         while (!state.SawDone && TryFindEvent(buffer, ref scanned, out long eventLength, out long frameLength, out bool oneLine))
         {
             var frame = buffer.Slice(0, frameLength);
             if (frame.IsSingleSegment)
             {
                 var span = frame.FirstSpan;
-                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], oneLine, client, state, ref now);
+                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], oneLine, ref output, state, ref now);
             }
             else
             {
@@ -123,14 +126,42 @@ public static class SseRelay
                 frame.CopyTo(dest);
                 scratch.Advance((int)frameLength);
                 var span = scratch.WrittenSpan;
-                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], oneLine, client, state, ref now);
+                HandleEvent(span[..(int)eventLength], span[(int)eventLength..], oneLine, ref output, state, ref now);
             }
             buffer = buffer.Slice(frameLength);
             scanned = 0;
             written++;
         }
+        output.Commit();
         state.ChargePending(); // live token accounting, once per read rather than once per chunk
         return written;
+    }
+
+    /// <summary>The client writer's current span and how much of it is written; advanced only when full or at the end of a read.</summary>
+    private ref struct OutputSpan(PipeWriter writer)
+    {
+        private Span<byte> _span;
+        private int _used;
+
+        /// <summary>At least <paramref name="length"/> free bytes; write them, then <see cref="Wrote"/>.</summary>
+        public Span<byte> Reserve(int length)
+        {
+            if (_span.Length - _used < length)
+            {
+                Commit();
+                _span = writer.GetSpan(length);
+            }
+            return _span[_used..];
+        }
+
+        public void Wrote(int length) => _used += length;
+
+        public void Commit()
+        {
+            if (_used > 0) writer.Advance(_used);
+            _span = default;
+            _used = 0;
+        }
     }
 
     /// <summary>
@@ -165,7 +196,7 @@ public static class SseRelay
         return false;
     }
 
-    private static void HandleEvent(ReadOnlySpan<byte> evt, ReadOnlySpan<byte> terminator, bool oneLine, PipeWriter client, StreamState state, ref long now)
+    private static void HandleEvent(ReadOnlySpan<byte> evt, ReadOnlySpan<byte> terminator, bool oneLine, ref OutputSpan output, StreamState state, ref long now)
     {
         state.Events++;
         if (!evt.IsEmpty && evt[^1] == (byte)'\r')
@@ -194,18 +225,17 @@ public static class SseRelay
                 // We always ask vLLM for usage; the client sees it only as far as it asked.
                 if (scan.ChoicesEmpty && scan.HasUsage && !state.ClientIncludeUsage) return;
                 bool stripUsage = scan.HasUsage && !scan.ChoicesEmpty && !state.ClientContinuousUsage;
-                // One span per event: every GetSpan/Advance on Kestrel's response writer takes its lock.
-                var dest = client.GetSpan(payloadStart + ResponseRewriter.MaxLength(payload.Length, state.AliasJson.Length) + terminator.Length);
+                var dest = output.Reserve(payloadStart + ResponseRewriter.MaxLength(payload.Length, state.AliasJson.Length) + terminator.Length);
                 evt[..payloadStart].CopyTo(dest);
                 int n = payloadStart + ResponseRewriter.Write(payload, scan, state.AliasJson, stripUsage, dest[payloadStart..]);
                 terminator.CopyTo(dest[n..]);
-                client.Advance(n + terminator.Length);
+                output.Wrote(n + terminator.Length);
                 return;
             }
         }
-        var copy = client.GetSpan(evt.Length + terminator.Length);
+        var copy = output.Reserve(evt.Length + terminator.Length);
         evt.CopyTo(copy);
         terminator.CopyTo(copy[evt.Length..]);
-        client.Advance(evt.Length + terminator.Length);
+        output.Wrote(evt.Length + terminator.Length);
     }
 }

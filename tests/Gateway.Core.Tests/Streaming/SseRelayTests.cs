@@ -155,6 +155,40 @@ public sealed class SseRelayTests
     }
 
     /// <summary>
+    /// The events of one read share the writer's spans (each GetSpan/Advance on Kestrel's writer takes its lock): 200 events in
+    /// one read come out whole, rewritten and in order through a handful of spans, across many 4 KB segments.
+    /// </summary>
+    [Fact]
+    public async Task Events_of_one_read_share_the_writers_spans_and_come_out_whole()
+    {
+        var source = new Pipe();
+        var sink = new Pipe(new PipeOptions(minimumSegmentSize: 4096));
+        var counting = new CountingWriter(sink.Writer);
+        using var state = new StreamState(Alias, true, true);
+        var stream = VllmStream.Chat(200);
+        await source.Writer.WriteAsync(Encoding.UTF8.GetBytes(stream));
+        Assert.Equal(RelayOutcome.Completed, await SseRelay.RunAsync(source.Reader, counting, state, CancellationToken.None));
+        var read = await sink.Reader.ReadAtLeastAsync(int.MaxValue);
+        var output = Encoding.UTF8.GetString(read.Buffer.ToArray());
+        Assert.Equal(stream.Replace(VllmStream.ModelId, "qwen"), output);
+        Assert.True(read.Buffer.Length > 10 * 4096);
+        Assert.InRange(counting.Spans, 1, Events(stream).Count / 4);
+        Assert.Equal(counting.Spans, counting.Advances);
+    }
+
+    private sealed class CountingWriter(PipeWriter inner) : PipeWriter
+    {
+        public int Spans, Advances;
+        public override void Advance(int bytes) { Advances++; inner.Advance(bytes); }
+        public override Memory<byte> GetMemory(int sizeHint = 0) { Spans++; return inner.GetMemory(sizeHint); }
+        public override Span<byte> GetSpan(int sizeHint = 0) { Spans++; return inner.GetSpan(sizeHint); }
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+        public override void Complete(Exception? exception = null) => inner.Complete(exception);
+        public override ValueTask CompleteAsync(Exception? exception = null) => inner.CompleteAsync(exception);
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+    }
+
+    /// <summary>
     /// At [DONE] the relay completes the client's writer instead of flushing: over Kestrel that sends the last events together with
     /// the body's end in one send. Here: the sink sees the whole stream and its completion without the test completing anything.
     /// </summary>

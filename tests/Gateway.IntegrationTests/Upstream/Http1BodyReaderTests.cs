@@ -69,6 +69,31 @@ public sealed class Http1BodyReaderTests : IDisposable
     }
 
     [Fact]
+    public async Task A_burst_that_came_with_the_head_is_one_read()
+    {
+        // 40 events (~9 KB, more than one 4 KB buffer) sent with the head in one write: the relay gets them all in its first read,
+        // so it writes and flushes to the client once, not once per 4 KB.
+        var events = Enumerable.Range(0, 40).Select(i => $"data: {{\"i\":{i},\"pad\":\"{new string('p', 200)}\"}}").ToArray();
+        var wire = SseHead + string.Concat(events.Select(e => Chunk(e + "\n\n"))) + "0\r\n\r\n";
+        var server = Task.Run(async () =>
+        {
+            using var c = await _server.AcceptAsync();
+            await c.ReadRequestAsync();
+            await c.SendAsync(wire);
+        });
+        using var response = await _client.SendAsync(_route, Body, null, null, _timeout.Token);
+        await server; // one write on loopback: one segment, in hand with the head
+        var reader = response.BodyReader;
+        var first = await reader.ReadAsync(_timeout.Token);
+        var text = Encoding.UTF8.GetString(first.Buffer);
+        Assert.Equal(string.Concat(events.Select(e => e + "\n\n")), text);
+        reader.AdvanceTo(first.Buffer.End);
+        var end = await reader.ReadAsync(_timeout.Token);
+        Assert.True(end.IsCompleted);
+        Assert.True(end.Buffer.IsEmpty);
+    }
+
+    [Fact]
     public async Task An_event_larger_than_the_buffer_grows_it()
     {
         var big = "data: " + new string('y', 100_000);

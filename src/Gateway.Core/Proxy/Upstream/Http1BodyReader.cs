@@ -84,7 +84,8 @@ internal sealed class Http1BodyReader(Http1Connection connection) : PipeReader
     {
         if (_buffer is null)
         {
-            _buffer = ArrayPool<byte>.Shared.Rent(MinimumBufferSize);
+            // Room for all the body bytes that came with the head: the relay then sees them in one read and flushes once.
+            _buffer = ArrayPool<byte>.Shared.Rent(Math.Max(MinimumBufferSize, connection.BufferedBodyLength));
             _start = _end = _examined = 0;
             return;
         }

@@ -87,6 +87,9 @@ internal sealed partial class Http1Connection
     /// <summary>Body bytes that came with the head are waiting to be read.</summary>
     public bool HasBufferedBody => _start < _end;
 
+    /// <summary>How many body bytes (still chunk-framed, if chunked) came with the head and wait to be read.</summary>
+    public int BufferedBodyLength => _end - _start;
+
     /// <summary>
     /// Waits until body bytes (or the end of the connection) can be read, holding no buffer. Returns (0) at once when bytes are
     /// buffered or the body has ended.

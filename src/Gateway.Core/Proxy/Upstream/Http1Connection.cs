@@ -13,7 +13,9 @@ namespace Gateway.Proxy.Upstream;
 /// </summary>
 internal sealed partial class Http1Connection
 {
-    private const int HeadBufferSize = 4096;
+    // 16 KB: a short answer (a JSON body, or a burst of SSE events) usually arrives with its head, and reading it in one receive
+    // spares a syscall and a relay round; the buffer goes back as soon as its bytes are drained, so an idle stream holds none.
+    private const int HeadBufferSize = 16 * 1024;
 
     /// <summary>Bodies up to this size are copied behind the head and go out in one send; larger ones in a second send.</summary>
     private const int CopyBodyLimit = 64 * 1024;
