@@ -5,6 +5,7 @@ using System.Runtime.CompilerServices;
 using Gateway.Http;
 using Gateway.Json;
 using Gateway.Limits;
+using Gateway.Routing;
 using Gateway.Streaming;
 using Microsoft.Net.Http.Headers;
 
@@ -17,7 +18,25 @@ public sealed partial class ProxyHandler
     private async ValueTask RelayJsonAsync(
         Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts, RateRequest rate)
     {
-        var (model, _, backendMetrics) = target;
+        var model = target.Model;
+        var record = request.Record;
+        var max = upstream.Options.MaxResponseBytes;
+        var declared = response.ContentLength;
+        if (declared > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
+        var output = request.Body; // the client body is spliced already; reuse its buffer
+        // The usual small answer came with its head: rewrite it from the connection's buffer, with no read, copy or wait.
+        if (response.TryTakeBufferedBody(out var inHand)) RewriteJson(inHand, request, model, rate, output);
+        else if (!await ReadJsonAsync(exchange, request, target, response, cts, declared, rate)) return;
+        SetOverheadHeader(exchange, record, record.Overhead(Stopwatch.GetTimestamp()));
+        await exchange.WriteBodyAsync(response.StatusCode, response.JsonContentType, output.WrittenMemory);
+    }
+
+    /// <summary>Reads a JSON body that was not in hand with the head and rewrites it into the request's output; false = answered with an error.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> ReadJsonAsync(
+        Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts, long? declared, RateRequest rate)
+    {
+        var backendMetrics = target.Metrics;
         var idle = upstream.Options.StreamIdleTimeout;
         var record = request.Record;
         var raw = request.Response;
@@ -25,8 +44,6 @@ public sealed partial class ProxyHandler
         long reading = Stopwatch.GetTimestamp();
         try
         {
-            var declared = response.ContentLength;
-            if (declared > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
             raw.Ensure((int)(declared ?? 4096));
             await using var stream = await response.OpenBodyAsync(cts.Token); // Content-Length or chunked, de-chunked by either client
             bool armed = false;
@@ -42,42 +59,43 @@ public sealed partial class ProxyHandler
                 int n = await read;
                 if (n == 0) { if (armed) cts.CancelAfter(Timeout.InfiniteTimeSpan); break; }
                 raw.Advance(n);
-                if (raw.Length > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
+                if (raw.Length > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return false; }
             }
         }
-        catch (OperationCanceledException) when (exchange.RequestAborted.IsCancellationRequested) { return; }
+        catch (OperationCanceledException) when (exchange.RequestAborted.IsCancellationRequested) { return false; }
         catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException && cts.IsCancellationRequested)
         {
             TimedOut(target); // the body stopped arriving; nothing reached the client yet
             await ReplyErrorAsync(exchange, record, OpenAiError.BackendTimeout("The model server stopped sending its response."));
-            return;
+            return false;
         }
         catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
         {
             backendMetrics.BrokenStream.Inc();
             await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server closed the connection before the response was complete."));
-            return;
+            return false;
         }
         finally
         {
             record.UpstreamTicks += Stopwatch.GetTimestamp() - reading; // waiting for the body is upstream time too
         }
 
-        var output = request.Body; // the client body is spliced already; reuse its buffer
+        RewriteJson(raw.WrittenSpan, request, target.Model, rate, request.Body);
+        return true;
+    }
+
+    /// <summary>The JSON answer with the alias for the model, into <paramref name="output"/>; its usage recorded and charged (step 11, TPM).</summary>
+    private void RewriteJson(ReadOnlySpan<byte> json, ProxyRequest request, ModelEntry model, RateRequest rate, PooledBuffer output)
+    {
+        var record = request.Record;
         output.Clear();
-        var json = raw.WrittenSpan;
         if (ResponseScanner.TryScan(json, out var scan))
         {
             ResponseRewriter.Write(json, scan, model.AliasJson, stripUsage: false, output);
             if (scan.HasUsage) { record.HasUsage = true; record.PromptTokens = scan.PromptTokens; record.CompletionTokens = scan.CompletionTokens; }
-            // Step 11: charge the tokens (TPM).
             if (rate.KeyId is not null && scan.HasUsage) limiter.ChargeTokens(rate, scan.PromptTokens + scan.CompletionTokens);
         }
         else output.Write(json);
-
-        var contentType = response.JsonContentType;
-        SetOverheadHeader(exchange, record, record.Overhead(Stopwatch.GetTimestamp()));
-        await exchange.WriteBodyAsync(response.StatusCode, contentType, output.WrittenMemory);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]

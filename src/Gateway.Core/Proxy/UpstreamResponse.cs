@@ -52,6 +52,17 @@ internal readonly struct UpstreamResponse : IDisposable
         return (end < 0 ? contentType : contentType[..end]).TrimEnd(" \t"u8).SequenceEqual("application/json"u8);
     }
 
+    /// <summary>
+    /// The whole body without a read when it is already in hand (http1, Content-Length, arrived with the head: the usual small JSON
+    /// answer); valid until <see cref="Dispose"/>. False for anything else, which is then read through <see cref="OpenBodyAsync"/>.
+    /// </summary>
+    public bool TryTakeBufferedBody(out ReadOnlySpan<byte> body)
+    {
+        if (_message is null) return _http1.TryTakeBufferedBody(out body);
+        body = default;
+        return false;
+    }
+
     /// <summary>The body as a stream (JSON relay). An http1 body stream is the connection's own, reused: disposing it does nothing.</summary>
     public ValueTask<Stream> OpenBodyAsync(CancellationToken cancellationToken) =>
         _message is { } m ? new ValueTask<Stream>(m.Content.ReadAsStreamAsync(cancellationToken)) : new ValueTask<Stream>(_http1.Body);

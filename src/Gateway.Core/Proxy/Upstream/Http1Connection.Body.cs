@@ -84,6 +84,22 @@ internal sealed partial class Http1Connection
         }
     }
 
+    /// <summary>
+    /// The whole Content-Length body when it came with the head: handed out in place (no read, no copy) and counted as read to its
+    /// end. Valid until the exchange ends. False, with nothing taken, for any other body.
+    /// </summary>
+    public bool TryTakeBufferedBody(out ReadOnlySpan<byte> body)
+    {
+        body = default;
+        if (_framing != Framing.ContentLength || _bodyDone || IsClosed || _end - _start < _remaining) return false;
+        int length = (int)_remaining;
+        body = _buffer.AsSpan(_start, length);
+        _start += length; // the buffer stays until Release: the caller reads the body from it
+        _remaining = 0;
+        _bodyDone = true;
+        return true;
+    }
+
     /// <summary>Body bytes that came with the head are waiting to be read.</summary>
     public bool HasBufferedBody => _start < _end;
 

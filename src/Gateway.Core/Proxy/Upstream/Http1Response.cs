@@ -55,6 +55,9 @@ public readonly struct Http1Response : IDisposable
     /// </summary>
     public PipeReader BodyReader => Connection.BodyReader;
 
+    /// <summary>The whole body, in place, when it came with the head and has a Content-Length; valid until <see cref="Dispose"/>.</summary>
+    public bool TryTakeBufferedBody(out ReadOnlySpan<byte> body) => Connection.TryTakeBufferedBody(out body);
+
     /// <summary>Reads body bytes; 0 = the body ended. See <see cref="Body"/> for zero-length reads.</summary>
     public ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
         Connection.ReadBodyAsync(buffer, cancellationToken);
