@@ -34,14 +34,22 @@ public readonly struct Exchange
     public CancellationToken RequestAborted =>
         (Features as IHttpRequestLifetimeFeature ?? Features.GetRequiredFeature<IHttpRequestLifetimeFeature>()).RequestAborted;
 
-    /// <summary>Writes a complete response body of known length. StartAsync must precede span writes on a hand-built Kestrel.</summary>
-    public async ValueTask WriteBodyAsync(int status, string contentType, ReadOnlyMemory<byte> body)
+    /// <summary>
+    /// Writes a complete response body of known length. The one write starts the response itself, so Kestrel puts the head and the
+    /// body in one buffer under one lock (StartAsync is needed only before span writes, on a hand-built Kestrel).
+    /// </summary>
+    public ValueTask WriteBodyAsync(int status, string contentType, ReadOnlyMemory<byte> body)
     {
         Response.StatusCode = status;
         var headers = Response.Headers;
         headers.ContentType = contentType;
         headers.ContentLength = body.Length;
-        await ResponseBody.StartAsync().ConfigureAwait(false);
-        if (body.Length > 0) await Writer.WriteAsync(body).ConfigureAwait(false);
+        if (body.IsEmpty) return new ValueTask(ResponseBody.StartAsync());
+        var write = Writer.WriteAsync(body);
+        if (!write.IsCompletedSuccessfully) return AwaitWrite(write);
+        _ = write.Result;
+        return default;
     }
+
+    private static async ValueTask AwaitWrite(ValueTask<FlushResult> write) => await write.ConfigureAwait(false);
 }
