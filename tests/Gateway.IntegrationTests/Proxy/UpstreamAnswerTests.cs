@@ -105,6 +105,43 @@ public sealed class UpstreamAnswerTests
     }
 
     /// <summary>The fixture's options with "qwen" served by the scripted <paramref name="backend"/> alone: nothing to fail over to.</summary>
+    /// <summary>
+    /// proxy.max_response_bytes bounds a JSON answer both ways: a Content-Length over it is refused before anything is read (the
+    /// whole body here came with the head, the path that rewrites it in place), and a chunked body is cut off once it grows past it.
+    /// </summary>
+    [Theory]
+    [InlineData(UpstreamClientKind.Http1, true)]
+    [InlineData(UpstreamClientKind.Http1, false)]
+    [InlineData(UpstreamClientKind.Sockets, true)]
+    [InlineData(UpstreamClientKind.Sockets, false)]
+    public async Task An_answer_over_max_response_bytes_is_a_502(UpstreamClientKind upstream, bool declared)
+    {
+        var big = "{\"model\":\"Qwen/Qwen2.5-7B-Instruct\",\"pad\":\"" + new string('x', 1500) + "\"}";
+        var script = declared
+            ? $"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {big.Length}\r\n\r\n{big}"
+            : "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+              $"{800:x}\r\n{big[..800]}\r\n{big.Length - 800:x}\r\n{big[800..]}\r\n0\r\n\r\n";
+        using var server = new ScriptedServer();
+        var options = OnlyBackend($"http://127.0.0.1:{server.Port}", new ProxyOptions { UpstreamClient = upstream, MaxResponseBytes = 1024 });
+        await using var gateway = new GatewayHost(options, logSink: Stream.Null);
+        await gateway.StartAsync();
+        using var client = GatewayFixture.ClientFor(gateway);
+
+        var sending = client.SendAsync(GatewayFixture.CreatePost("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}"));
+        using (var connection = await server.AcceptAsync())
+        {
+            await connection.ReadRequestAsync();
+            await connection.SendAsync(script);
+        }
+        using var response = await sending;
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
+        using var doc = JsonDocument.Parse(body);
+        Assert.Equal("backend_error", doc.RootElement.GetProperty("error").GetProperty("code").GetString());
+        Assert.Contains("too large", doc.RootElement.GetProperty("error").GetProperty("message").GetString());
+        Assert.DoesNotContain("xxxx", body);
+    }
+
     private static GatewayOptions OnlyBackend(string backend, ProxyOptions proxy) => GatewayFixture.BuildOptions(backend) with
     {
         Proxy = proxy,

@@ -531,6 +531,43 @@ public sealed class Http1ClientEdgeTests : IDisposable
         await server;
     }
 
+    /// <summary>
+    /// A non-stream answer can take the whole generation: waiting for its head must not hold the 16 KB head buffer (9,000 waiting
+    /// requests would hold 144 MB), so it is rented only when the head's first bytes are there.
+    /// </summary>
+    [Fact]
+    public async Task A_request_waiting_for_its_head_holds_no_buffer()
+    {
+        var answer = new TaskCompletionSource();
+        var server = Task.Run(async () =>
+        {
+            using var c = await _server.AcceptAsync();
+            await c.ReadRequestAsync();
+            await c.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+            await c.ReadRequestAsync();
+            await answer.Task;
+            await c.SendAsync("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"ok\":true}");
+        });
+        Http1Connection connection;
+        using (var first = await Send())
+        {
+            connection = ConnectionOf(first);
+            Assert.Equal("{}", await ReadToEndAsync(first));
+        }
+        var pending = Send().AsTask(); // reuses the pooled connection; the server holds the answer back
+        await Task.Delay(200);
+        Assert.False(pending.IsCompleted);
+        Assert.False(connection.HoldsBuffer, "a connection waiting for its response head must hold no buffer");
+        answer.SetResult();
+        using (var second = await pending.WaitAsync(Soon))
+        {
+            Assert.Same(connection, ConnectionOf(second));
+            Assert.Equal("{\"ok\":true}", await ReadToEndAsync(second));
+        }
+        await server;
+        Assert.Equal(1, _server.Accepted);
+    }
+
     private static Http1Connection ConnectionOf(Http1Response response) =>
         (Http1Connection)typeof(Http1Response).GetField("_connection", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(response)!;
 

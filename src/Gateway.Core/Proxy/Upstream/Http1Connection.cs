@@ -14,7 +14,8 @@ namespace Gateway.Proxy.Upstream;
 internal sealed partial class Http1Connection
 {
     // 16 KB: a short answer (a JSON body, or a burst of SSE events) usually arrives with its head, and reading it in one receive
-    // spares a syscall and a relay round; the buffer goes back as soon as its bytes are drained, so an idle stream holds none.
+    // spares a syscall and a relay round. It is rented only once the head's first bytes are there, and goes back as soon as its
+    // bytes are drained: a request waiting for its answer, or a stream between tokens, holds none.
     private const int HeadBufferSize = 16 * 1024;
 
     /// <summary>Bodies up to this size are copied behind the head and go out in one send; larger ones in a second send.</summary>
@@ -128,7 +129,18 @@ internal sealed partial class Http1Connection
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask ReadHeadAsync(int maxHeadBytes)
     {
-        _buffer ??= ArrayPool<byte>.Shared.Rent(HeadBufferSize);
+        if (_buffer is null)
+        {
+            // A head can take the whole generation (a non-stream answer): wait for its first bytes holding no buffer, as a stream
+            // between tokens does. Then one 16 KB receive usually takes the head and a short body together.
+            try { await _socket.WaitReadableAsync().ConfigureAwait(false); }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                throw Failure(e, Reused ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
+                    "The upstream connection was reset before the response headers.", default);
+            }
+            _buffer = ArrayPool<byte>.Shared.Rent(HeadBufferSize);
+        }
         _start = _end = 0;
         bool received = false;
         while (true)
