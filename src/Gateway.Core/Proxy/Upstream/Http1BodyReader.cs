@@ -63,7 +63,7 @@ internal sealed class Http1BodyReader(Http1Connection connection) : PipeReader
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ReadResult> ReadCoreAsync(CancellationToken cancellationToken)
     {
-        if (_start == _end && !connection.HasBufferedBody)
+        if (_start == _end && connection.BufferedBodyLength == 0)
         {
             // Everything read was consumed: wait for the next bytes holding no buffer (the state of a stream between tokens).
             ReturnBuffer();

@@ -100,9 +100,6 @@ internal sealed partial class Http1Connection
         return true;
     }
 
-    /// <summary>Body bytes that came with the head are waiting to be read.</summary>
-    public bool HasBufferedBody => _start < _end;
-
     /// <summary>How many body bytes (still chunk-framed, if chunked) came with the head and wait to be read.</summary>
     public int BufferedBodyLength => _end - _start;
 

@@ -132,13 +132,9 @@ internal sealed partial class Http1Connection
         if (_buffer is null)
         {
             // A head can take the whole generation (a non-stream answer): wait for its first bytes holding no buffer, as a stream
-            // between tokens does. Then one 16 KB receive usually takes the head and a short body together.
-            try { await _socket.WaitReadableAsync().ConfigureAwait(false); }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                throw Failure(e, Reused ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
-                    "The upstream connection was reset before the response headers.", default);
-            }
+            // between tokens does. Then one 16 KB receive usually takes the head and a short body together. (The wait cannot fail:
+            // a close ends it, and the receive below reports the close.)
+            await _socket.WaitReadableAsync().ConfigureAwait(false);
             _buffer = ArrayPool<byte>.Shared.Rent(HeadBufferSize);
         }
         _start = _end = 0;
