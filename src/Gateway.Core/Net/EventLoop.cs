@@ -22,12 +22,16 @@ internal sealed unsafe class EventLoop
     private int _freeCount, _used;
     private uint _generation;
 
-    public EventLoop(string name)
+    public EventLoop(int index)
     {
+        Index = index;
         _epoll = Libc.EpollCreate(Libc.EPOLL_CLOEXEC);
         if (_epoll < 0) throw new SocketException(Marshal.GetLastPInvokeError());
-        new Thread(Run) { IsBackground = true, Name = name }.Start();
+        new Thread(Run) { IsBackground = true, Name = $"gateway-io-{index}" }.Start();
     }
+
+    /// <summary>This loop's place among the process's loops (0 … count − 1): per-loop state elsewhere is an array indexed by it.</summary>
+    public int Index { get; }
 
     /// <summary>
     /// An exception that escaped a continuation run by a wake (async methods keep their own, so this is a bug): reported on stderr
@@ -149,7 +153,7 @@ internal static class EventLoops
             if (s_loops is { } started) return started;
             int count = s_count > 0 ? s_count : Environment.ProcessorCount;
             var loops = new EventLoop[count];
-            for (int i = 0; i < count; i++) loops[i] = new EventLoop($"gateway-io-{i}");
+            for (int i = 0; i < count; i++) loops[i] = new EventLoop(i);
             return s_loops = loops;
         }
     }

@@ -46,6 +46,9 @@ internal sealed class LoopSocket
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
+    /// <summary>The loop that watches this socket (null before <see cref="Register"/>): its thread runs what the socket's waits resume.</summary>
+    public EventLoop? Loop => _loop;
+
     /// <summary>Watched by <paramref name="loop"/> from now on. Register after connect(2) returned: an unconnected socket polls as hung up.</summary>
     public void Register(EventLoop loop)
     {

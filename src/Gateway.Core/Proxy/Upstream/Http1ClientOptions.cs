@@ -14,6 +14,6 @@ public sealed record Http1ClientOptions
     /// <summary>A response head (status line + headers) larger than this is refused: vLLM's are ~200 bytes.</summary>
     public int MaxResponseHeaderBytes { get; init; } = 32 * 1024;
 
-    /// <summary>Idle connections kept per endpoint; a connection released beyond this is closed instead.</summary>
+    /// <summary>Idle connections kept per endpoint and event loop; a connection released beyond this is closed instead.</summary>
     public int MaxIdleConnectionsPerEndpoint { get; init; } = 1024;
 }

@@ -63,6 +63,9 @@ internal sealed partial class Http1Connection
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
+    /// <summary>The event loop whose thread the connection's reads resume on; its index picks the pool's idle stack.</summary>
+    public int LoopIndex => _socket.Loop?.Index ?? 0;
+
     /// <summary>For tests and the memory probe: whether the connection holds a rented buffer right now.</summary>
     internal bool HoldsBuffer => _buffer is not null;
 

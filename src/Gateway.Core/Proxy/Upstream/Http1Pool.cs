@@ -6,22 +6,25 @@ using Gateway.Net;
 namespace Gateway.Proxy.Upstream;
 
 /// <summary>
-/// The connections to one backend (host:port). Idle connections sit on a stack under a lock held for a push or a pop (no allocation,
-/// unlike ConcurrentStack's node per push): last in, first out, so the busiest few stay warm and the surplus sinks to the bottom,
-/// where it is also the oldest, so the sweep trims from there.
+/// The connections to one backend (host:port). Idle connections are kept per event loop, as nginx keeps them per worker: a request
+/// running on a loop thread takes one that loop watches, so the upstream's answer resumes on the thread that holds the client's
+/// connection (one taken from another loop would resume there and write to the client across threads: measured 2× the CPU per
+/// request with two loops). A request off the loops (the thread-pool modes) takes from any stack.
+/// Each stack sits under a lock held for a push or a pop (no allocation, unlike ConcurrentStack's node per push): last in, first
+/// out, so the busiest few stay warm and the surplus sinks to the bottom, where it is also the oldest, so the sweep trims from there.
 /// </summary>
 internal sealed class Http1Pool : IDisposable
 {
     /// <summary>Idle time after which a connection is polled for a server-side close before reuse.</summary>
     private const long PollAfterIdleMs = 1000;
 
-    private readonly Lock _lock = new();
     private readonly Http1ClientOptions _options;
     private readonly long _idleMs;
     private readonly EndPoint _endPoint;
-    private Http1Connection[] _idle = new Http1Connection[16];
-    private int _count;
-    private bool _disposed;
+    private readonly Lock _growLock = new();
+    private IdleStack[] _stacks = [new IdleStack()];
+    private int _nextStack;
+    private volatile bool _disposed;
     private long _opened;
     private long _open;
     private long _foundDead;
@@ -51,22 +54,52 @@ internal sealed class Http1Pool : IDisposable
 
     public int IdleCount
     {
-        get { lock (_lock) return _count; }
+        get
+        {
+            int count = 0;
+            foreach (var stack in Volatile.Read(ref _stacks)) count += stack.Count;
+            return count;
+        }
     }
 
-    /// <summary>The most recently used idle connection that is still usable, or null; stale ones met on the way are closed.</summary>
+    /// <summary>The idle stack of loop <paramref name="index"/>; the array grows (copied, under a lock) the first time a loop shows up.</summary>
+    private IdleStack StackFor(int index)
+    {
+        var stacks = Volatile.Read(ref _stacks);
+        if (index < stacks.Length) return stacks[index];
+        lock (_growLock)
+        {
+            stacks = _stacks;
+            if (index >= stacks.Length)
+            {
+                var larger = new IdleStack[index + 1];
+                Array.Copy(stacks, larger, stacks.Length);
+                for (int i = stacks.Length; i < larger.Length; i++) larger[i] = new IdleStack();
+                Volatile.Write(ref _stacks, stacks = larger);
+            }
+            return stacks[index];
+        }
+    }
+
+    /// <summary>
+    /// The most recently used idle connection that is still usable, or null; stale ones met on the way are closed. On a loop thread
+    /// only that loop's connections qualify: opening one on this loop beats resuming every exchange on another thread.
+    /// </summary>
     public Http1Connection? TryRentIdle()
     {
+        if (EventLoop.Current is { } loop) return TryRentIdle(StackFor(loop.Index));
+        var stacks = Volatile.Read(ref _stacks);
+        int first = (int)((uint)Interlocked.Increment(ref _nextStack) % (uint)stacks.Length);
+        for (int i = 0; i < stacks.Length; i++)
+            if (TryRentIdle(stacks[(first + i) % stacks.Length]) is { } connection) return connection;
+        return null;
+    }
+
+    private Http1Connection? TryRentIdle(IdleStack stack)
+    {
         long now = Environment.TickCount64;
-        while (true)
+        while (stack.TryPop() is { } connection)
         {
-            Http1Connection connection;
-            lock (_lock)
-            {
-                if (_count == 0) return null;
-                connection = _idle[--_count];
-                _idle[_count] = null!;
-            }
             long idle = now - connection.IdleSince;
             // A poll(2) per request costs about as much as the rest of the pool: only connections idle long enough for a server's
             // keep-alive close to be plausible are polled. A fresher one the server dropped anyway (a crash, a restart) fails before
@@ -75,19 +108,17 @@ internal sealed class Http1Pool : IDisposable
             if (idle < _idleMs) Interlocked.Increment(ref _foundDead);
             connection.Discard();
         }
+        return null;
     }
 
     public void Return(Http1Connection connection)
     {
         connection.IdleSince = Environment.TickCount64;
-        lock (_lock)
+        var stack = StackFor(connection.LoopIndex);
+        if (!_disposed && stack.TryPush(connection, _options.MaxIdleConnectionsPerEndpoint))
         {
-            if (!_disposed && _count < _options.MaxIdleConnectionsPerEndpoint)
-            {
-                if (_count == _idle.Length) Array.Resize(ref _idle, _idle.Length * 2);
-                _idle[_count++] = connection;
-                return;
-            }
+            if (_disposed) stack.Drain(); // a push that raced with Dispose's drain is not left behind (the lock orders the two)
+            return;
         }
         connection.Discard();
     }
@@ -190,38 +221,74 @@ internal sealed class Http1Pool : IDisposable
 
     internal void OnClosed() => Interlocked.Decrement(ref _open);
 
-    /// <summary>Closes the connections idle for longer than the idle timeout; they are all at the bottom of the stack.</summary>
+    /// <summary>Closes the connections idle for longer than the idle timeout; they are all at the bottom of each stack.</summary>
     public void Sweep(long now)
     {
-        Http1Connection[]? expired = null;
-        int n = 0;
-        lock (_lock)
-        {
-            while (n < _count && now - _idle[n].IdleSince >= _idleMs) n++;
-            if (n == 0) return;
-            expired = ArrayPool<Http1Connection>.Shared.Rent(n);
-            Array.Copy(_idle, expired, n);
-            Array.Copy(_idle, n, _idle, 0, _count - n);
-            Array.Clear(_idle, _count - n, n);
-            _count -= n;
-        }
-        // Closing is a syscall per socket: outside the lock, so requests renting meanwhile do not wait for it.
-        for (int i = 0; i < n; i++) expired[i].Discard();
-        ArrayPool<Http1Connection>.Shared.Return(expired, clearArray: true);
+        foreach (var stack in Volatile.Read(ref _stacks)) stack.Sweep(now, _idleMs);
     }
 
     public void Dispose()
     {
-        Http1Connection[] idle;
-        int count;
-        lock (_lock)
+        _disposed = true;
+        foreach (var stack in Volatile.Read(ref _stacks)) stack.Drain();
+    }
+
+    /// <summary>One loop's idle connections: a LIFO array under a lock held only for a push, a pop or a trim.</summary>
+    private sealed class IdleStack
+    {
+        private readonly Lock _lock = new();
+        private Http1Connection[] _idle = new Http1Connection[16];
+        private int _count;
+
+        public int Count
         {
-            _disposed = true;
-            idle = _idle;
-            count = _count;
-            _idle = [];
-            _count = 0;
+            get { lock (_lock) return _count; }
         }
-        for (int i = 0; i < count; i++) idle[i].Discard();
+
+        public Http1Connection? TryPop()
+        {
+            lock (_lock)
+            {
+                if (_count == 0) return null;
+                var connection = _idle[--_count];
+                _idle[_count] = null!;
+                return connection;
+            }
+        }
+
+        public bool TryPush(Http1Connection connection, int max)
+        {
+            lock (_lock)
+            {
+                if (_count >= max) return false;
+                if (_count == _idle.Length) Array.Resize(ref _idle, _idle.Length * 2);
+                _idle[_count++] = connection;
+                return true;
+            }
+        }
+
+        public void Sweep(long now, long idleMs)
+        {
+            Http1Connection[] expired;
+            int n = 0;
+            lock (_lock)
+            {
+                while (n < _count && now - _idle[n].IdleSince >= idleMs) n++;
+                if (n == 0) return;
+                expired = ArrayPool<Http1Connection>.Shared.Rent(n);
+                Array.Copy(_idle, expired, n);
+                Array.Copy(_idle, n, _idle, 0, _count - n);
+                Array.Clear(_idle, _count - n, n);
+                _count -= n;
+            }
+            // Closing is a syscall per socket: outside the lock, so requests renting meanwhile do not wait for it.
+            for (int i = 0; i < n; i++) expired[i].Discard();
+            ArrayPool<Http1Connection>.Shared.Return(expired, clearArray: true);
+        }
+
+        public void Drain()
+        {
+            while (TryPop() is { } connection) connection.Discard();
+        }
     }
 }
