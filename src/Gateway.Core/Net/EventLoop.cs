@@ -30,7 +30,7 @@ internal sealed unsafe class EventLoop
         new Thread(Run) { IsBackground = true, Name = $"gateway-io-{index}" }.Start();
     }
 
-    /// <summary>This loop's place among the process's loops (0 … count − 1): per-loop state elsewhere is an array indexed by it.</summary>
+    /// <summary>This loop's number, unique in the process (0, 1, … for the process's loops): per-loop state elsewhere is an array indexed by it.</summary>
     public int Index { get; }
 
     /// <summary>
@@ -143,8 +143,6 @@ internal static class EventLoops
         return loops.Length == 1 ? loops[0] : loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
     }
 
-    /// <summary>The caller's own loop when it runs on one (an upstream connection opened by a request stays on its thread).</summary>
-    public static EventLoop CurrentOrNext() => EventLoop.Current ?? Next();
 
     private static EventLoop[] Start()
     {

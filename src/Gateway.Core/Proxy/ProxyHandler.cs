@@ -8,6 +8,7 @@ using Gateway.Config;
 using Gateway.Http;
 using Gateway.Json;
 using Gateway.Limits;
+using Gateway.Net;
 using Gateway.Observability;
 using Gateway.Proxy.Upstream;
 using Gateway.Routing;
@@ -36,6 +37,9 @@ public sealed partial class ProxyHandler(
     {
         var request = ProxyRequest.Rent();
         var record = request.Record;
+        // The client connection's event loop (null in the thread-pool modes), taken before any await: a limiter in Redis or a key
+        // looked up in PostgreSQL resumes elsewhere, and the upstream exchange should still come back to this thread.
+        var home = EventLoop.Current;
         record.Reset(Stopwatch.GetTimestamp());
         try
         {
@@ -100,7 +104,7 @@ public sealed partial class ProxyHandler(
             BodySplicer.Splice(request.Body.WrittenSpan, request.Scan, model, endpoint == ProxyEndpoint.ChatCompletions, request.Upstream);
 
             // Steps 8–10: balance, forward (retrying before the first byte), relay.
-            await ForwardAsync(exchange, request, model, endpoint, requestId, rate);
+            await ForwardAsync(exchange, request, model, endpoint, requestId, rate, home);
         }
         catch (Exception) when (!exchange.Response.HasStarted)
         {
@@ -173,7 +177,8 @@ public sealed partial class ProxyHandler(
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ForwardAsync(Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId, RateRequest rate)
+    private async ValueTask ForwardAsync(
+        Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId, RateRequest rate, EventLoop? home)
     {
         var record = request.Record;
         var modelMetrics = metrics.For(model);
@@ -208,7 +213,7 @@ public sealed partial class ProxyHandler(
             {
                 response = message is not null
                     ? new UpstreamResponse(await upstream.Invoker.SendAsync(message, cts.Token))
-                    : new UpstreamResponse(await upstream.Http1!.SendAsync(route!, request.Upstream.WrittenMemory, requestId, forwarded, cts.Token));
+                    : new UpstreamResponse(await upstream.Http1!.SendAsync(route!, request.Upstream.WrittenMemory, requestId, forwarded, home, cts.Token));
             }
             catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
             {

@@ -165,9 +165,12 @@ public abstract class ProxyTests(GatewayFixture fx) : SimulatorResetting(fx)
     [Fact]
     public async Task Requests_go_through_the_configured_upstream_client_and_reuse_its_connections()
     {
+        // One client connection, so every request runs on the same gateway event loop: upstream connections are pooled per loop,
+        // and a second client connection on another loop would rightly open its own.
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 1 }) { BaseAddress = _fx.Client.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
         async Task Chat()
         {
-            using var response = await _fx.Client.SendAsync(_fx.Post("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}"));
+            using var response = await client.SendAsync(_fx.Post("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}"));
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
         await Chat();

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using Gateway.Net;
 
 namespace Gateway.Proxy.Upstream;
 
@@ -57,9 +58,18 @@ public sealed class Http1Client : IDisposable
     /// </para>
     /// </summary>
     /// <exception cref="ArgumentException">A header name or value that cannot go on the wire as is.</exception>
+    public ValueTask<Http1Response> SendAsync(Http1Route route, ReadOnlyMemory<byte> body, string? requestId = null,
+        IReadOnlyList<KeyValuePair<string, string>>? headers = null, CancellationToken cancellationToken = default) =>
+        SendAsync(route, body, requestId, headers, EventLoop.Current, cancellationToken);
+
+    /// <summary>
+    /// <see cref="SendAsync(Http1Route, ReadOnlyMemory{byte}, string?, IReadOnlyList{KeyValuePair{string, string}}?, CancellationToken)"/>
+    /// on a connection of <paramref name="home"/> (the client connection's loop): the answer resumes on that loop's thread even
+    /// when the caller went off the loops before (a rate-limit check in Redis, a key looked up in PostgreSQL). Null: any loop's.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<Http1Response> SendAsync(Http1Route route, ReadOnlyMemory<byte> body, string? requestId = null,
-        IReadOnlyList<KeyValuePair<string, string>>? headers = null, CancellationToken cancellationToken = default)
+    internal async ValueTask<Http1Response> SendAsync(Http1Route route, ReadOnlyMemory<byte> body, string? requestId,
+        IReadOnlyList<KeyValuePair<string, string>>? headers, EventLoop? home, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(route);
         int headLength = RequestWriter.Measure(route, body.Length, requestId, headers);
@@ -69,7 +79,7 @@ public sealed class Http1Client : IDisposable
         while (true)
         {
             // The retry takes a new connection: whatever closed one idle connection (a server restart) likely closed its peers too.
-            var connection = (retried ? null : pool.TryRentIdle()) ?? await pool.ConnectAsync(cancellationToken).ConfigureAwait(false);
+            var connection = (retried ? null : pool.TryRentIdle(home)) ?? await pool.ConnectAsync(home, cancellationToken).ConfigureAwait(false);
             try
             {
                 connection.Begin(cancellationToken);

@@ -63,7 +63,10 @@ internal sealed partial class Http1Connection
 
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
-    /// <summary>The event loop whose thread the connection's reads resume on; its index picks the pool's idle stack.</summary>
+    /// <summary>
+    /// The event loop whose thread the connection's reads resume on; its index picks the pool's idle stack. (The socket is
+    /// registered before the connection is made, so the fallback is never taken; it keeps a bug here from failing a return.)
+    /// </summary>
     public int LoopIndex => _socket.Loop?.Index ?? 0;
 
     /// <summary>For tests and the memory probe: whether the connection holds a rented buffer right now.</summary>

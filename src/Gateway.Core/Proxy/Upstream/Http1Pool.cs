@@ -7,9 +7,11 @@ namespace Gateway.Proxy.Upstream;
 
 /// <summary>
 /// The connections to one backend (host:port). Idle connections are kept per event loop, as nginx keeps them per worker: a request
-/// running on a loop thread takes one that loop watches, so the upstream's answer resumes on the thread that holds the client's
-/// connection (one taken from another loop would resume there and write to the client across threads: measured 2× the CPU per
-/// request with two loops). A request off the loops (the thread-pool modes) takes from any stack.
+/// rents from its client connection's loop (its home) and opens new connections there, so the upstream's answer resumes on the
+/// thread that holds the client and the relay writes from it. (A connection watched by another loop resumes the exchange there:
+/// with two loops, a shared stack cost 30.6 against 28.4 µs per static JSON request, bench/results/2026-11-26-session8.md.)
+/// A request with no home (the thread-pool modes) takes from any stack and opens on the next loop in turn. With many loops and
+/// few requests this opens more connections than one shared stack would, as nginx's workers and Envoy's threads do.
 /// Each stack sits under a lock held for a push or a pop (no allocation, unlike ConcurrentStack's node per push): last in, first
 /// out, so the busiest few stay warm and the surplus sinks to the bottom, where it is also the oldest, so the sweep trims from there.
 /// </summary>
@@ -82,12 +84,12 @@ internal sealed class Http1Pool : IDisposable
     }
 
     /// <summary>
-    /// The most recently used idle connection that is still usable, or null; stale ones met on the way are closed. On a loop thread
-    /// only that loop's connections qualify: opening one on this loop beats resuming every exchange on another thread.
+    /// The most recently used idle connection that is still usable, or null; stale ones met on the way are closed. With a
+    /// <paramref name="home"/> loop only its connections qualify: opening one there beats resuming every exchange on another thread.
     /// </summary>
-    public Http1Connection? TryRentIdle()
+    public Http1Connection? TryRentIdle(EventLoop? home)
     {
-        if (EventLoop.Current is { } loop) return TryRentIdle(StackFor(loop.Index));
+        if (home is not null) return TryRentIdle(StackFor(home.Index));
         var stacks = Volatile.Read(ref _stacks);
         int first = (int)((uint)Interlocked.Increment(ref _nextStack) % (uint)stacks.Length);
         for (int i = 0; i < stacks.Length; i++)
@@ -117,20 +119,22 @@ internal sealed class Http1Pool : IDisposable
         var stack = StackFor(connection.LoopIndex);
         if (!_disposed && stack.TryPush(connection, _options.MaxIdleConnectionsPerEndpoint))
         {
-            if (_disposed) stack.Drain(); // a push that raced with Dispose's drain is not left behind (the lock orders the two)
+            // Raced with Dispose: its drain may have passed this stack already. (Dispose sets the flag and reads the stacks under
+            // the lock that adds stacks, and each push and drain take the stack's lock, so one of the two sees the other.)
+            if (_disposed) stack.Drain();
             return;
         }
         connection.Discard();
     }
 
     /// <summary>
-    /// Opens a connection on an event loop: the caller's own when a request on a loop thread asks, so the exchange stays on that
-    /// thread. A name is resolved at each connect (as SocketsHttpHandler does) and its addresses are tried in turn, all within the
+    /// Opens a connection on <paramref name="home"/> (else the next loop in turn), so the exchange resumes on the thread of the
+    /// client connection it serves. A name is resolved at each connect (as SocketsHttpHandler does) and its addresses are tried in turn, all within the
     /// one connect timeout, as Socket.ConnectAsync does with a name (an address that drops SYNs can use all of it).
     /// </summary>
-    public async ValueTask<Http1Connection> ConnectAsync(CancellationToken cancellationToken)
+    public async ValueTask<Http1Connection> ConnectAsync(EventLoop? home, CancellationToken cancellationToken)
     {
-        var loop = EventLoops.CurrentOrNext(); // before any await: after one, this may be a thread-pool thread
+        var loop = home ?? EventLoops.Next();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_options.ConnectTimeout);
         try
@@ -229,8 +233,13 @@ internal sealed class Http1Pool : IDisposable
 
     public void Dispose()
     {
-        _disposed = true;
-        foreach (var stack in Volatile.Read(ref _stacks)) stack.Drain();
+        IdleStack[] stacks;
+        lock (_growLock)
+        {
+            _disposed = true;
+            stacks = _stacks;
+        }
+        foreach (var stack in stacks) stack.Drain();
     }
 
     /// <summary>One loop's idle connections: a LIFO array under a lock held only for a push, a pop or a trim.</summary>
