@@ -136,9 +136,10 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
         var member = NextMember() + ":" + charge.Tokens;
         RedisKey[] keys;
         RedisValue[] args;
-        if (charge.KeyTpm && charge.Model is not null) { keys = [names[1], names[3]]; args = [_windowMs, member, member]; }
-        else if (charge.KeyTpm) { keys = [names[1]]; args = [_windowMs, member]; }
-        else { keys = [names[3]]; args = [_windowMs, member]; }
+        // Pairs of (token set, running sum): names[1..2] for the key, names[4..5] for key × model.
+        if (charge.KeyTpm && charge.Model is not null) { keys = [names[1], names[2], names[4], names[5]]; args = [_windowMs, member, member]; }
+        else if (charge.KeyTpm) { keys = [names[1], names[2]]; args = [_windowMs, member]; }
+        else { keys = [names[4], names[5]]; args = [_windowMs, member]; }
         Task call;
         lock (_issue)
         {
@@ -163,9 +164,11 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
         }
     }
 
+    /// <summary>rpm, tpm and tpm-sum of the key, then (with a model) the same three of key × model; {id} keeps them in one cluster slot.</summary>
     private RedisKey[] Names(string keyId, string? model) => _keyNames.GetOrAdd((keyId, model), static k => k.Model is null
-        ? [$"ratelimit:rpm:{{{k.KeyId}}}", $"ratelimit:tpm:{{{k.KeyId}}}"]
-        : [$"ratelimit:rpm:{{{k.KeyId}}}", $"ratelimit:tpm:{{{k.KeyId}}}", $"ratelimit:rpm:{k.Model}:{{{k.KeyId}}}", $"ratelimit:tpm:{k.Model}:{{{k.KeyId}}}"]);
+        ? [$"ratelimit:rpm:{{{k.KeyId}}}", $"ratelimit:tpm:{{{k.KeyId}}}", $"ratelimit:tpm-sum:{{{k.KeyId}}}"]
+        : [$"ratelimit:rpm:{{{k.KeyId}}}", $"ratelimit:tpm:{{{k.KeyId}}}", $"ratelimit:tpm-sum:{{{k.KeyId}}}",
+           $"ratelimit:rpm:{k.Model}:{{{k.KeyId}}}", $"ratelimit:tpm:{k.Model}:{{{k.KeyId}}}", $"ratelimit:tpm-sum:{k.Model}:{{{k.KeyId}}}"]);
 
     private string NextMember() => _instance + "-" + Interlocked.Increment(ref _sequence).ToString(System.Globalization.CultureInfo.InvariantCulture);
 

@@ -143,7 +143,6 @@ internal static class EventLoops
         return loops.Length == 1 ? loops[0] : loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
     }
 
-
     private static EventLoop[] Start()
     {
         lock (s_lock)

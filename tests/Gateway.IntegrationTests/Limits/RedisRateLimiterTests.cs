@@ -135,4 +135,58 @@ public sealed class RedisRateLimiterTests(RedisFixture redis, ITestOutputHelper 
         Assert.True(after.HasHeaders, "limiting resumed after Redis came back");
         Assert.False((await limiter.CheckAsync(Key(1, 0, "fresh"))).Allowed);
     }
+
+    [Fact]
+    public async Task A_token_set_without_its_running_sum_is_added_up_once_and_the_sum_kept_from_then_on()
+    {
+        // A window written before the running sum existed: 300 entries of 2 tokens, and no sum key.
+        var db = redis.Connection.GetDatabase();
+        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await db.SortedSetAddAsync("ratelimit:tpm:{legacy}", Enumerable.Range(0, 300).Select(i => new SortedSetEntry($"old-{i}:2", now)).ToArray());
+        await db.KeyExpireAsync("ratelimit:tpm:{legacy}", TimeSpan.FromSeconds(60));
+        var r = Key(0, 1000, "legacy");
+        await using (var early = Limiter()) early.ChargeTokens(r, 50); // flushed on dispose
+        Assert.True((await db.StringGetAsync("ratelimit:tpm-sum:{legacy}")).IsNull); // a charge alone does not start a sum of part of the set
+        await using (var limiter = Limiter())
+        {
+            Assert.Equal(350, (await limiter.CheckAsync(r)).TokensRemaining);
+            Assert.Equal(650, (long)await db.StringGetAsync("ratelimit:tpm-sum:{legacy}"));
+            limiter.ChargeTokens(r, 50);
+        }
+        Assert.Equal(700, (long)await db.StringGetAsync("ratelimit:tpm-sum:{legacy}")); // kept by the charge, not added up again
+        await using var next = Limiter();
+        Assert.Equal(300, (await next.CheckAsync(r)).TokensRemaining);
+        Assert.InRange((await db.KeyTimeToLiveAsync("ratelimit:tpm-sum:{legacy}"))!.Value.TotalSeconds, 50, 60); // expires with the set
+    }
+
+    [Fact]
+    public async Task Entries_leaving_the_window_leave_the_running_sum()
+    {
+        var db = redis.Connection.GetDatabase();
+        var r = Key(0, 1000, "sliding");
+        var window = TimeSpan.FromMilliseconds(1000);
+        await using (var first = Limiter(window)) first.ChargeTokens(r, 100); // flushed on dispose
+        await using (var check = Limiter(window)) Assert.Equal(900, (await check.CheckAsync(r)).TokensRemaining); // adds the set up: sum 100
+        await Task.Delay(600);
+        await using (var second = Limiter(window)) second.ChargeTokens(r, 50);
+        Assert.Equal(150, (long)await db.StringGetAsync("ratelimit:tpm-sum:{sliding}"));
+        await Task.Delay(500); // the first charge is out of the window, the second is in
+        await using var limiter = Limiter(window);
+        Assert.Equal(950, (await limiter.CheckAsync(r)).TokensRemaining);
+        Assert.Equal(1, await db.SortedSetLengthAsync("ratelimit:tpm:{sliding}"));
+        Assert.Equal(50, (long)await db.StringGetAsync("ratelimit:tpm-sum:{sliding}"));
+    }
+
+    [Fact]
+    public async Task A_charge_sent_twice_counts_its_tokens_once()
+    {
+        var db = redis.Connection.GetDatabase();
+        RedisKey[] keys = ["ratelimit:tpm:{twice}", "ratelimit:tpm-sum:{twice}"];
+        await db.ScriptEvaluateAsync(RedisScripts.Charge, keys, [60_000, "instance-0:10"]);
+        await using (var limiter = Limiter()) Assert.Equal(990, (await limiter.CheckAsync(Key(0, 1000, "twice"))).TokensRemaining); // sum 10 from here on
+        for (int i = 0; i < 2; i++) await db.ScriptEvaluateAsync(RedisScripts.Charge, keys, [60_000, "instance-1:40"]); // a resend after a reconnect
+        Assert.Equal(50, (long)await db.StringGetAsync("ratelimit:tpm-sum:{twice}"));
+        await using var next = Limiter();
+        Assert.Equal(950, (await next.CheckAsync(Key(0, 1000, "twice"))).TokensRemaining);
+    }
 }

@@ -83,6 +83,40 @@ public sealed class Http1PoolLoopTests : IDisposable
         connection.Discard();
     }
 
+    [Fact]
+    public async Task A_request_with_no_home_takes_any_loops_connection()
+    {
+        var (onA, onB) = await IdleOnBothLoopsAsync();
+        Assert.Equal(2, _pool.IdleCount);
+
+        var first = Assert.IsType<Http1Connection>(_pool.TryRentIdle(home: null));
+        var second = Assert.IsType<Http1Connection>(_pool.TryRentIdle(home: null));
+        Assert.Equal(new[] { onA, onB }.ToHashSet(), new[] { first, second }.ToHashSet());
+        Assert.Null(_pool.TryRentIdle(home: null));
+        first.Discard();
+        second.Discard();
+    }
+
+    [Fact]
+    public async Task Dispose_closes_the_idle_connections_of_every_loop()
+    {
+        var (onA, onB) = await IdleOnBothLoopsAsync();
+        _pool.Dispose();
+        Assert.True(onA.IsClosed);
+        Assert.True(onB.IsClosed);
+        Assert.Equal(0, _pool.IdleCount);
+    }
+
+    /// <summary>A connection opened on each of the two loops, both back in the pool.</summary>
+    private async Task<(Http1Connection OnA, Http1Connection OnB)> IdleOnBothLoopsAsync()
+    {
+        var onA = await _pool.ConnectAsync(LoopA, CancellationToken.None);
+        var onB = await _pool.ConnectAsync(LoopB, CancellationToken.None);
+        _pool.Return(onA);
+        _pool.Return(onB);
+        return (onA, onB);
+    }
+
     /// <summary>A server for one request: reads its head and 2-byte body, answers <c>{}</c>, and keeps the connection open.</summary>
     private static Socket AnswerOneRequest(Socket server)
     {
@@ -99,36 +133,6 @@ public sealed class Http1PoolLoopTests : IDisposable
         }
         socket.Send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"u8);
         return socket;
-    }
-
-    [Fact]
-    public async Task A_request_with_no_home_takes_any_loops_connection()
-    {
-        var onA = await _pool.ConnectAsync(LoopA, CancellationToken.None);
-        var onB = await _pool.ConnectAsync(LoopB, CancellationToken.None);
-        _pool.Return(onA);
-        _pool.Return(onB);
-        Assert.Equal(2, _pool.IdleCount);
-
-        var first = Assert.IsType<Http1Connection>(_pool.TryRentIdle(home: null));
-        var second = Assert.IsType<Http1Connection>(_pool.TryRentIdle(home: null));
-        Assert.Equal(new[] { onA, onB }.ToHashSet(), new[] { first, second }.ToHashSet());
-        Assert.Null(_pool.TryRentIdle(home: null));
-        first.Discard();
-        second.Discard();
-    }
-
-    [Fact]
-    public async Task Dispose_closes_the_idle_connections_of_every_loop()
-    {
-        var onA = await _pool.ConnectAsync(LoopA, CancellationToken.None);
-        var onB = await _pool.ConnectAsync(LoopB, CancellationToken.None);
-        _pool.Return(onA);
-        _pool.Return(onB);
-        _pool.Dispose();
-        Assert.True(onA.IsClosed);
-        Assert.True(onB.IsClosed);
-        Assert.Equal(0, _pool.IdleCount);
     }
 
     /// <summary>
