@@ -7,15 +7,15 @@ namespace Gateway.Limits;
 internal static class RedisScripts
 {
     /// <summary>
-    /// KEYS: rpm, tpm, tpm-sum of the key [, rpm, tpm, tpm-sum of key × model]. ARGV: window_ms, key_rpm, key_tpm, model_rpm,
+    /// KEYS: rpm, tpm, tpm-total of the key [, rpm, tpm, tpm-total of key × model]. ARGV: window_ms, key_rpm, key_tpm, model_rpm,
     /// model_tpm, member, key_pending, model_pending (tokens this instance has charged but not yet issued to Redis: counted as if
     /// they were), peek (1: report only, record and refuse nothing). Checks every scope, then records the request in the RPM sets
     /// only if all allow it. Returns
     /// {violation, key_requests_remaining, key_requests_reset_ms, key_tokens_remaining, key_tokens_reset_ms, retry_after_ms}.
-    /// Token entries are members "unique:tokens" scored by time; the tpm-sum key holds their running total, so a check reads only
-    /// the entries leaving the window (summing the whole set on every check cost 368 µs per call at ~650 entries, which capped a
-    /// key at ~2,700 requests/s across all instances). A set without its sum (written before the sum existed, or the sum lost) is
-    /// added up once and the sum kept from then on.
+    /// Token entries are members "unique:tokens" scored by time; the tpm-total hash holds their running total and count, so a check
+    /// reads only the entries leaving the window (summing the whole set on every check cost 368 µs per call at ~650 entries, which
+    /// capped a key at ~2,700 requests/s across all instances). The set is added up again when the sum is missing, out of step
+    /// with the set, or a window old.
     /// </summary>
     public const string Check = """
         local t = redis.call('TIME')
@@ -36,31 +36,34 @@ internal static class RedisScripts
           return tonumber(string.sub(m, string.find(m, ':', 1, true) + 1))
         end
 
+        -- The running sum is a hash {t = tokens, n = entries}. It is trusted only while n matches the set, so an entry added or
+        -- removed without it (an older build sharing this Redis, an evicted key) makes the next check add the window up again;
+        -- it also lives at most one window from that adding-up (a charge never extends it), which bounds any drift n cannot see.
         local function tokens(key, sumKey, limit)
           if limit <= 0 then return 0, 0 end
-          local total = redis.call('GET', sumKey)
-          if total then
-            total = tonumber(total)
-            local expired = redis.call('ZRANGEBYSCORE', key, '-inf', floor)
+          local kept = redis.call('HMGET', sumKey, 't', 'n')
+          local total, count = tonumber(kept[1]), tonumber(kept[2])
+          local expired = redis.call('ZRANGEBYSCORE', key, '-inf', floor)
+          if #expired > 0 then redis.call('ZREMRANGEBYSCORE', key, '-inf', floor) end
+          local size = redis.call('ZCARD', key)
+          if total and count and count - #expired == size then
             if #expired > 0 then
-              local gone = 0
-              for i = 1, #expired do gone = gone + entry_tokens(expired[i]) end
-              redis.call('ZREMRANGEBYSCORE', key, '-inf', floor)
-              redis.call('DECRBY', sumKey, gone)
-              total = total - gone
+              for i = 1, #expired do total = total - entry_tokens(expired[i]) end
+              redis.call('HSET', sumKey, 't', total, 'n', size)
             end
           else
-            redis.call('ZREMRANGEBYSCORE', key, '-inf', floor)
             total = 0
             for _, m in ipairs(redis.call('ZRANGE', key, 0, -1)) do total = total + entry_tokens(m) end
             local ttl = redis.call('PTTL', key)
-            if ttl > 0 then redis.call('SET', sumKey, total, 'PX', ttl) end
+            if size > 0 and ttl > 0 then
+              redis.call('HSET', sumKey, 't', total, 'n', size)
+              redis.call('PEXPIRE', sumKey, math.min(ttl, window))
+            else
+              redis.call('DEL', sumKey)
+            end
           end
+          if size == 0 then return 0, 0 end
           local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-          if #oldest == 0 then
-            if total ~= 0 then redis.call('DEL', sumKey) end -- no entries left: nothing can be in the window
-            return 0, 0
-          end
           return math.max(0, total), tonumber(oldest[2]) + window - now
         end
 
@@ -104,8 +107,9 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// KEYS: pairs of (token set, its tpm-sum) to charge. ARGV: window_ms, then the member ("unique:tokens") of each pair, in order.
-    /// The sum grows only when the member is new, so a command sent twice (a reconnect) cannot count its tokens twice.
+    /// KEYS: pairs of (token set, its tpm-total) to charge. ARGV: window_ms, then the member ("unique:tokens") of each pair, in order.
+    /// The sum grows only when the member is new, so a command sent twice (a reconnect) cannot count its tokens twice, and only
+    /// when it exists: a check starts it by adding the whole set up.
     /// </summary>
     public const string Charge = """
         local t = redis.call('TIME')
@@ -114,10 +118,10 @@ internal static class RedisScripts
         for i = 1, #KEYS, 2 do
           local member = ARGV[(i + 1) / 2 + 1]
           if redis.call('ZADD', KEYS[i], now, member) == 1 and redis.call('EXISTS', KEYS[i + 1]) == 1 then
-            redis.call('INCRBY', KEYS[i + 1], tonumber(string.sub(member, string.find(member, ':', 1, true) + 1)))
+            redis.call('HINCRBY', KEYS[i + 1], 't', tonumber(string.sub(member, string.find(member, ':', 1, true) + 1)))
+            redis.call('HINCRBY', KEYS[i + 1], 'n', 1)
           end
-          redis.call('PEXPIRE', KEYS[i], window)
-          redis.call('PEXPIRE', KEYS[i + 1], window)
+          redis.call('PEXPIRE', KEYS[i], window) -- not the sum's: it is added up again at least once per window
         end
         return #KEYS / 2
         """;

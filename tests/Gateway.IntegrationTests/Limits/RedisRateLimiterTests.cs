@@ -136,57 +136,131 @@ public sealed class RedisRateLimiterTests(RedisFixture redis, ITestOutputHelper 
         Assert.False((await limiter.CheckAsync(Key(1, 0, "fresh"))).Allowed);
     }
 
-    [Fact]
-    public async Task A_token_set_without_its_running_sum_is_added_up_once_and_the_sum_kept_from_then_on()
+    // The running total of a key's token window: a hash {t = tokens, n = entries} beside the sorted set of charges.
+    private async Task<(long Tokens, long Entries)?> TotalAsync(string keyId)
     {
-        // A window written before the running sum existed: 300 entries of 2 tokens, and no sum key.
+        var fields = await redis.Connection.GetDatabase().HashGetAsync($"ratelimit:tpm-total:{{{keyId}}}", ["t", "n"]);
+        return fields[0].IsNull ? null : ((long)fields[0], (long)fields[1]);
+    }
+
+    /// <summary>Puts charge entries straight into a key's token set, scored <paramref name="ageMs"/> ago, as another writer would.</summary>
+    private async Task SeedAsync(string keyId, long ageMs, params string[] members)
+    {
         var db = redis.Connection.GetDatabase();
-        long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await db.SortedSetAddAsync("ratelimit:tpm:{legacy}", Enumerable.Range(0, 300).Select(i => new SortedSetEntry($"old-{i}:2", now)).ToArray());
-        await db.KeyExpireAsync("ratelimit:tpm:{legacy}", TimeSpan.FromSeconds(60));
-        var r = Key(0, 1000, "legacy");
-        await using (var early = Limiter()) early.ChargeTokens(r, 50); // flushed on dispose
-        Assert.True((await db.StringGetAsync("ratelimit:tpm-sum:{legacy}")).IsNull); // a charge alone does not start a sum of part of the set
-        await using (var limiter = Limiter())
-        {
-            Assert.Equal(350, (await limiter.CheckAsync(r)).TokensRemaining);
-            Assert.Equal(650, (long)await db.StringGetAsync("ratelimit:tpm-sum:{legacy}"));
-            limiter.ChargeTokens(r, 50);
-        }
-        Assert.Equal(700, (long)await db.StringGetAsync("ratelimit:tpm-sum:{legacy}")); // kept by the charge, not added up again
-        await using var next = Limiter();
-        Assert.Equal(300, (await next.CheckAsync(r)).TokensRemaining);
-        Assert.InRange((await db.KeyTimeToLiveAsync("ratelimit:tpm-sum:{legacy}"))!.Value.TotalSeconds, 50, 60); // expires with the set
+        long at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - ageMs; // Redis runs on this machine: the same clock as its TIME
+        await db.SortedSetAddAsync($"ratelimit:tpm:{{{keyId}}}", members.Select(m => new SortedSetEntry(m, at)).ToArray());
+        await db.KeyExpireAsync($"ratelimit:tpm:{{{keyId}}}", TimeSpan.FromSeconds(60));
     }
 
     [Fact]
-    public async Task Entries_leaving_the_window_leave_the_running_sum()
+    public async Task A_token_set_without_its_running_total_is_added_up_once_and_the_total_kept_from_then_on()
+    {
+        // A window written before the running total existed: 300 entries of 2 tokens.
+        await SeedAsync("legacy", 0, Enumerable.Range(0, 300).Select(i => $"old-{i}:2").ToArray());
+        var r = Key(0, 1000, "legacy");
+        await using (var early = Limiter()) early.ChargeTokens(r, 50); // flushed on dispose
+        Assert.Null(await TotalAsync("legacy")); // a charge alone does not start a total of part of the set
+        await using (var limiter = Limiter())
+        {
+            Assert.Equal(350, (await limiter.CheckAsync(r)).TokensRemaining);
+            Assert.Equal((650, 301), await TotalAsync("legacy"));
+            limiter.ChargeTokens(r, 50);
+        }
+        Assert.Equal((700, 302), await TotalAsync("legacy")); // kept by the charge
+        var server = redis.Connection.GetServer(redis.Connection.GetEndPoints()[0]);
+        long FullReads() => server.Info("commandstats").SelectMany(g => g).Where(p => p.Key == "cmdstat_zrange")
+            .Sum(p => long.Parse(p.Value.Split(',')[0].Split('=')[1], System.Globalization.CultureInfo.InvariantCulture));
+        long before = FullReads();
+        await using var next = Limiter();
+        for (int i = 0; i < 10; i++) Assert.Equal(300, (await next.CheckAsync(r)).TokensRemaining);
+        Assert.Equal(10, FullReads() - before); // one ZRANGE per check (the oldest entry, for the reset), never the whole set again
+    }
+
+    [Fact]
+    public async Task Entries_leaving_the_window_leave_the_running_total()
+    {
+        var r = Key(0, 1000, "sliding");
+        await SeedAsync("sliding", 0, "a-1:100");
+        await using var limiter = Limiter();
+        Assert.Equal(900, (await limiter.CheckAsync(r)).TokensRemaining); // adds the set up: (100, 1)
+        await SeedAsync("sliding", 61_000, "a-2:30"); // an entry already out of the 60 s window …
+        Assert.Equal(900, (await limiter.CheckAsync(r)).TokensRemaining); // … is not counted (the set is added up again: n was off)
+        Assert.Equal((100, 1), await TotalAsync("sliding"));
+        await SeedAsync("sliding", 61_000, "a-3:40");
+        await redis.Connection.GetDatabase().HashIncrementAsync("ratelimit:tpm-total:{sliding}", "t", 40);
+        await redis.Connection.GetDatabase().HashIncrementAsync("ratelimit:tpm-total:{sliding}", "n", 1); // in step, as a charge keeps it
+        Assert.Equal(900, (await limiter.CheckAsync(r)).TokensRemaining); // the expired entry leaves the total
+        Assert.Equal((100, 1), await TotalAsync("sliding"));
+        Assert.Equal(1, await redis.Connection.GetDatabase().SortedSetLengthAsync("ratelimit:tpm:{sliding}"));
+    }
+
+    [Fact]
+    public async Task A_total_out_of_step_with_its_set_is_added_up_again()
     {
         var db = redis.Connection.GetDatabase();
-        var r = Key(0, 1000, "sliding");
-        var window = TimeSpan.FromMilliseconds(1000);
-        await using (var first = Limiter(window)) first.ChargeTokens(r, 100); // flushed on dispose
-        await using (var check = Limiter(window)) Assert.Equal(900, (await check.CheckAsync(r)).TokensRemaining); // adds the set up: sum 100
-        await Task.Delay(600);
-        await using (var second = Limiter(window)) second.ChargeTokens(r, 50);
-        Assert.Equal(150, (long)await db.StringGetAsync("ratelimit:tpm-sum:{sliding}"));
-        await Task.Delay(500); // the first charge is out of the window, the second is in
-        await using var limiter = Limiter(window);
-        Assert.Equal(950, (await limiter.CheckAsync(r)).TokensRemaining);
-        Assert.Equal(1, await db.SortedSetLengthAsync("ratelimit:tpm:{sliding}"));
-        Assert.Equal(50, (long)await db.StringGetAsync("ratelimit:tpm-sum:{sliding}"));
+        var r = Key(0, 1000, "shared");
+        await SeedAsync("shared", 0, "a-1:100");
+        await using var limiter = Limiter();
+        Assert.Equal(900, (await limiter.CheckAsync(r)).TokensRemaining);
+        await SeedAsync("shared", 0, "older-build-1:30"); // charged by an older build, which does not keep the total
+        Assert.Equal(870, (await limiter.CheckAsync(r)).TokensRemaining);
+        Assert.Equal((130, 2), await TotalAsync("shared"));
+        await db.KeyDeleteAsync("ratelimit:tpm:{shared}"); // the set evicted, the total not
+        await SeedAsync("shared", 0, "a-2:5");
+        Assert.Equal(995, (await limiter.CheckAsync(r)).TokensRemaining);
+        Assert.Equal((5, 1), await TotalAsync("shared"));
+    }
+
+    [Fact]
+    public async Task The_total_lives_at_most_as_long_as_its_set_and_a_charge_does_not_extend_it()
+    {
+        var db = redis.Connection.GetDatabase();
+        var r = Key(0, 1000, "ttl");
+        await SeedAsync("ttl", 0, "a-1:10");
+        await db.KeyExpireAsync("ratelimit:tpm:{ttl}", TimeSpan.FromSeconds(5));
+        await using (var limiter = Limiter())
+        {
+            await limiter.CheckAsync(r); // adds the set up; the total expires with the set, at most a window from now
+            limiter.ChargeTokens(r, 20);
+        }
+        Assert.InRange((await db.KeyTimeToLiveAsync("ratelimit:tpm:{ttl}"))!.Value.TotalSeconds, 55, 60); // the charge extended the set …
+        Assert.InRange((await db.KeyTimeToLiveAsync("ratelimit:tpm-total:{ttl}"))!.Value.TotalSeconds, 0.1, 5); // … not the total
+        Assert.Equal((30, 2), await TotalAsync("ttl"));
     }
 
     [Fact]
     public async Task A_charge_sent_twice_counts_its_tokens_once()
     {
         var db = redis.Connection.GetDatabase();
-        RedisKey[] keys = ["ratelimit:tpm:{twice}", "ratelimit:tpm-sum:{twice}"];
+        RedisKey[] keys = ["ratelimit:tpm:{twice}", "ratelimit:tpm-total:{twice}"];
         await db.ScriptEvaluateAsync(RedisScripts.Charge, keys, [60_000, "instance-0:10"]);
-        await using (var limiter = Limiter()) Assert.Equal(990, (await limiter.CheckAsync(Key(0, 1000, "twice"))).TokensRemaining); // sum 10 from here on
+        await using (var limiter = Limiter()) Assert.Equal(990, (await limiter.CheckAsync(Key(0, 1000, "twice"))).TokensRemaining); // total (10, 1)
         for (int i = 0; i < 2; i++) await db.ScriptEvaluateAsync(RedisScripts.Charge, keys, [60_000, "instance-1:40"]); // a resend after a reconnect
-        Assert.Equal(50, (long)await db.StringGetAsync("ratelimit:tpm-sum:{twice}"));
+        Assert.Equal((50, 2), await TotalAsync("twice"));
         await using var next = Limiter();
         Assert.Equal(950, (await next.CheckAsync(Key(0, 1000, "twice"))).TokensRemaining);
+    }
+
+    [Fact]
+    public async Task Checks_and_charges_go_on_when_redis_has_lost_its_scripts()
+    {
+        var db = redis.Connection.GetDatabase();
+        Task Flush() => db.ExecuteAsync("SCRIPT", "FLUSH"); // what a Redis restart does to the script cache
+        var r = Key(5, 1000, "flushed");
+        await Flush();
+        await using (var limiter = Limiter())
+        {
+            var first = await limiter.CheckAsync(r); // by hash: NOSCRIPT, then the text
+            Assert.True(first.HasHeaders && first.Allowed);
+            Assert.Equal(4, first.RequestsRemaining);
+            await Flush();
+            limiter.ChargeTokens(r, 40); // by hash: NOSCRIPT, then the text (flushed on dispose)
+            Assert.Equal(0, limiter.Errors);
+        }
+        await using var next = Limiter();
+        var after = await next.CheckAsync(r);
+        Assert.Equal(3, after.RequestsRemaining);
+        Assert.Equal(960, after.TokensRemaining);
+        Assert.Equal(0, next.Errors);
     }
 }
