@@ -6,6 +6,18 @@ namespace Gateway.Limits;
 /// </summary>
 internal static class RedisScripts
 {
+    /// <summary>What both scripts start with: Redis's clock in ms, the window (ARGV[1]), and the tokens of a "unique:tokens" member.</summary>
+    private const string Prologue = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local window = tonumber(ARGV[1])
+
+        local function entry_tokens(m)
+          return tonumber(string.sub(m, string.find(m, ':', 1, true) + 1))
+        end
+
+        """;
+
     /// <summary>
     /// KEYS: rpm, tpm, tpm-total of the key [, rpm, tpm, tpm-total of key × model]. ARGV: window_ms, key_rpm, key_tpm, model_rpm,
     /// model_tpm, member, key_pending, model_pending (tokens this instance has charged but not yet issued to Redis: counted as if
@@ -14,13 +26,10 @@ internal static class RedisScripts
     /// {violation, key_requests_remaining, key_requests_reset_ms, key_tokens_remaining, key_tokens_reset_ms, retry_after_ms}.
     /// Token entries are members "unique:tokens" scored by time; the tpm-total hash holds their running total and count, so a check
     /// reads only the entries leaving the window (summing the whole set on every check cost 368 µs per call at ~650 entries, which
-    /// capped a key at ~2,700 requests/s across all instances). The set is added up again when the sum is missing, out of step
+    /// capped a key at ~2,700 requests/s across all instances). The set is added up again when the total is missing, out of step
     /// with the set, or a window old.
     /// </summary>
-    public const string Check = """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local window = tonumber(ARGV[1])
+    public const string Check = Prologue + """
         local floor = now - window
 
         local function requests(key, limit)
@@ -32,11 +41,7 @@ internal static class RedisScripts
           return n, tonumber(oldest[2]) + window - now
         end
 
-        local function entry_tokens(m)
-          return tonumber(string.sub(m, string.find(m, ':', 1, true) + 1))
-        end
-
-        -- The running sum is a hash {t = tokens, n = entries}. It is trusted only while n matches the set, so an entry added or
+        -- The running total is a hash {t = tokens, n = entries}. It is trusted only while n matches the set, so an entry added or
         -- removed without it (an older build sharing this Redis, an evicted key) makes the next check add the window up again;
         -- it also lives at most one window from that adding-up (a charge never extends it), which bounds any drift n cannot see.
         local function tokens(key, sumKey, limit)
@@ -108,20 +113,17 @@ internal static class RedisScripts
 
     /// <summary>
     /// KEYS: pairs of (token set, its tpm-total) to charge. ARGV: window_ms, then the member ("unique:tokens") of each pair, in order.
-    /// The sum grows only when the member is new, so a command sent twice (a reconnect) cannot count its tokens twice, and only
+    /// The total grows only when the member is new, so a command sent twice (a reconnect) cannot count its tokens twice, and only
     /// when it exists: a check starts it by adding the whole set up.
     /// </summary>
-    public const string Charge = """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        local window = tonumber(ARGV[1])
+    public const string Charge = Prologue + """
         for i = 1, #KEYS, 2 do
           local member = ARGV[(i + 1) / 2 + 1]
           if redis.call('ZADD', KEYS[i], now, member) == 1 and redis.call('EXISTS', KEYS[i + 1]) == 1 then
-            redis.call('HINCRBY', KEYS[i + 1], 't', tonumber(string.sub(member, string.find(member, ':', 1, true) + 1)))
+            redis.call('HINCRBY', KEYS[i + 1], 't', entry_tokens(member))
             redis.call('HINCRBY', KEYS[i + 1], 'n', 1)
           end
-          redis.call('PEXPIRE', KEYS[i], window) -- not the sum's: it is added up again at least once per window
+          redis.call('PEXPIRE', KEYS[i], window) -- not the total's: it is added up again at least once per window
         end
         return #KEYS / 2
         """;

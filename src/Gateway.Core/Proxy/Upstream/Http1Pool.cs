@@ -130,8 +130,8 @@ internal sealed class Http1Pool : IDisposable
 
     /// <summary>
     /// Opens a connection on <paramref name="home"/> (else the next loop in turn), so the exchange resumes on the thread of the
-    /// client connection it serves. A name is resolved at each connect (as SocketsHttpHandler does) and its addresses are tried in turn, all within the
-    /// one connect timeout, as Socket.ConnectAsync does with a name (an address that drops SYNs can use all of it).
+    /// client connection it serves. A name is resolved at each connect (as SocketsHttpHandler does) and its addresses are tried in
+    /// turn, all within the one connect timeout, as Socket.ConnectAsync does with a name (an address that drops SYNs can use all of it).
     /// </summary>
     public async ValueTask<Http1Connection> ConnectAsync(EventLoop? home, CancellationToken cancellationToken)
     {
