@@ -31,6 +31,9 @@ public readonly struct Exchange
     public IHeaderDictionary ResponseHeaders => Response.Headers;
     public PipeReader RequestBody => (Features as IRequestBodyPipeFeature ?? Features.GetRequiredFeature<IRequestBodyPipeFeature>()).Reader;
     public PipeWriter Writer => ResponseBody.Writer;
+    /// <summary>The event loop that watches the client's connection (null on Kestrel's socket transport).</summary>
+    internal Net.EventLoop? ConnectionLoop => Features.Get<Transport.IEventLoopFeature>()?.Loop;
+
     public CancellationToken RequestAborted =>
         (Features as IHttpRequestLifetimeFeature ?? Features.GetRequiredFeature<IHttpRequestLifetimeFeature>()).RequestAborted;
 

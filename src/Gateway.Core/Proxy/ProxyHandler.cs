@@ -37,9 +37,11 @@ public sealed partial class ProxyHandler(
     {
         var request = ProxyRequest.Rent();
         var record = request.Record;
-        // The client connection's event loop (null in the thread-pool modes), taken before any await: a limiter in Redis or a key
-        // looked up in PostgreSQL resumes elsewhere, and the upstream exchange should still come back to this thread.
-        var home = EventLoop.Current;
+        // The client connection's event loop (null on Kestrel's socket transport), taken before any await: a limiter in Redis or a
+        // key looked up in PostgreSQL resumes elsewhere, and the upstream exchange should still come back to the client's thread.
+        // Off the loops (a connection's first request, which Kestrel starts on the thread pool, or inline_io off) the connection
+        // names its loop.
+        var home = EventLoop.Current ?? exchange.ConnectionLoop;
         record.Reset(Stopwatch.GetTimestamp());
         try
         {

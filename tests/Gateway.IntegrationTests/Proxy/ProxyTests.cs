@@ -165,16 +165,15 @@ public abstract class ProxyTests(GatewayFixture fx) : SimulatorResetting(fx)
     [Fact]
     public async Task Requests_go_through_the_configured_upstream_client_and_reuse_its_connections()
     {
-        // One client connection, so its requests run on one gateway event loop: upstream connections are pooled per loop, and a
-        // second client connection on another loop would rightly open its own. (Kestrel starts a connection's first request on
-        // the thread pool, off the loops: it may take any loop's connection. Its second warms this loop's pool.)
+        // One client connection, so its requests have one home loop: upstream connections are pooled per loop, and a second
+        // client connection on another loop would rightly open its own. The first request warms this loop's pool, also when
+        // Kestrel starts it on the thread pool (the connection names its loop).
         using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 1 }) { BaseAddress = _fx.Client.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
         async Task Chat()
         {
             using var response = await client.SendAsync(_fx.Post("/v1/chat/completions", "{\"model\":\"qwen\",\"messages\":[]}"));
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         }
-        await Chat();
         await Chat();
         var upstream = _fx.Gateway.Upstream;
         var backend = _fx.Gateway.Snapshots.Current!.FindModel("qwen")!.Backends[0];

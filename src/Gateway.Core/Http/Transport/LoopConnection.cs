@@ -15,7 +15,7 @@ namespace Gateway.Http.Transport;
 /// ConnectionClosed token fires when the peer is gone), with reads made only when epoll reported data.
 /// </summary>
 internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature,
-    IMemoryPoolFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature
+    IMemoryPoolFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature, IEventLoopFeature
 {
     /// <summary>Kestrel's socket transport defaults: 1 MB of unread request bytes, 64 KB of unsent response bytes.</summary>
     private const long MaxReadBuffer = 1024 * 1024, MaxWriteBuffer = 64 * 1024;
@@ -38,6 +38,7 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         RemoteEndPoint = socket.RemoteEndPoint;
         _socket = new LoopSocket(socket);
         _socket.Register(loop);
+        Loop = loop;
         ConnectionClosed = _closed.Token;
         ConnectionId = "L" + Interlocked.Increment(ref s_lastId).ToString("X", System.Globalization.CultureInfo.InvariantCulture);
 
@@ -55,7 +56,10 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         Features.Set<IMemoryPoolFeature>(this);
         Features.Set<IConnectionLifetimeFeature>(this);
         Features.Set<IConnectionEndPointFeature>(this);
+        Features.Set<IEventLoopFeature>(this);
     }
+
+    public EventLoop Loop { get; }
 
     public override string ConnectionId { get; set; }
     public override IFeatureCollection Features { get; }

@@ -10,8 +10,8 @@ namespace Gateway.Proxy.Upstream;
 /// rents from its client connection's loop (its home) and opens new connections there, so the upstream's answer resumes on the
 /// thread that holds the client and the relay writes from it. (A connection watched by another loop resumes the exchange there:
 /// with two loops, a shared stack cost 30.6 against 28.4 µs per static JSON request, bench/results/2026-11-26-session8.md.)
-/// A request with no home (the thread-pool modes, and a client connection's first request, which Kestrel starts on the thread
-/// pool) takes from any stack and opens on the next loop in turn. With many loops and few requests this opens more connections
+/// A request with no home (Kestrel's socket transport, or a caller off the loops) takes from any stack and opens on the next loop
+/// in turn. With many loops and few requests this opens more connections
 /// than one shared stack would, as nginx's workers and Envoy's threads do.
 /// Each stack sits under a lock held for a push or a pop (no allocation, unlike ConcurrentStack's node per push): last in, first
 /// out, so the busiest few stay warm and the surplus sinks to the bottom, where it is also the oldest, so the sweep trims from there.

@@ -1,0 +1,82 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Gateway.Http;
+using Gateway.Http.Transport;
+using Gateway.Net;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace Gateway.Core.Tests.Http;
+
+/// <summary>
+/// Kestrel on the loop transport: every request can name the event loop that watches its client connection, also when it runs off
+/// the loops (a connection's first request, which Kestrel starts on the thread pool, and every request with inline_io off), so the
+/// proxy can keep the upstream exchange on the client's thread.
+/// </summary>
+public sealed class LoopTransportTests
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Every_request_names_its_connections_loop(bool inlineIo)
+    {
+        var app = new RecordingApp();
+        await using var server = new HttpServer(new IPEndPoint(IPAddress.Loopback, 0), new HttpServerLimits { LoopTransport = true, InlineIo = inlineIo });
+        await server.StartAsync(app, CancellationToken.None);
+
+        for (int c = 0; c < 3; c++) // connections are spread over the loops in turn: each names its own
+        {
+            using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await socket.ConnectAsync(IPAddress.Loopback, server.Port);
+            for (int r = 0; r < 3; r++) await GetAsync(socket);
+        }
+
+        var seen = app.Seen.ToArray();
+        Assert.Equal(9, seen.Length);
+        Assert.All(seen, s => Assert.NotNull(s.Named));
+        foreach (var connection in seen.GroupBy(s => s.ConnectionId))
+        {
+            Assert.Single(connection.Select(s => s.Named).Distinct()); // one loop per connection
+            // The named loop is the one that runs the connection: with inline_io, a request that runs on a loop runs on that one
+            // (from the second request on it always does); without, none runs on a loop.
+            if (inlineIo) Assert.All(connection, s => Assert.True(s.Current is null || s.Current == s.Named));
+            else Assert.All(connection, s => Assert.Null(s.Current));
+        }
+        if (inlineIo) Assert.Contains(seen, s => s.Current is not null && s.Current == s.Named);
+    }
+
+    private static async Task GetAsync(Socket socket)
+    {
+        await socket.SendAsync("GET /x HTTP/1.1\r\nHost: t\r\n\r\n"u8.ToArray());
+        var buffer = new byte[1024];
+        var text = new StringBuilder();
+        using var timeout = new CancellationTokenSource(Patience);
+        while (!text.ToString().EndsWith("\r\n\r\nok", StringComparison.Ordinal))
+        {
+            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
+            Assert.NotEqual(0, n);
+            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+    }
+
+    private sealed record Sighting(string ConnectionId, EventLoop? Named, EventLoop? Current);
+
+    private sealed class RecordingApp : IHttpApplication<IFeatureCollection>
+    {
+        public readonly ConcurrentQueue<Sighting> Seen = new();
+
+        public IFeatureCollection CreateContext(IFeatureCollection contextFeatures) => contextFeatures;
+        public void DisposeContext(IFeatureCollection context, Exception? exception) { }
+
+        public async Task ProcessRequestAsync(IFeatureCollection features)
+        {
+            var exchange = new Exchange(features);
+            Seen.Enqueue(new Sighting(features.Get<IHttpConnectionFeature>()!.ConnectionId, exchange.ConnectionLoop, EventLoop.Current));
+            await exchange.WriteBodyAsync(200, "text/plain", "ok"u8.ToArray());
+        }
+    }
+}
