@@ -50,7 +50,7 @@ public class RequestPathBenchmarks
     public int ScanAndSplice()
     {
         if (RequestScanner.Scan(_body, _scan) is not null) throw new InvalidOperationException("scan failed");
-        BodySplicer.Splice(_body, _scan, _model, isChat: true, _output);
+        BodySplicer.Splice(_body, _scan, _model, Gateway.Proxy.ProxyEndpoint.ChatCompletions, _output);
         return _output.Length;
     }
 

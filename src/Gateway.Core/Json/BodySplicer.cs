@@ -21,16 +21,19 @@ public static class BodySplicer
 
     private readonly record struct Edit(int Start, int End, EditKind Kind);
 
-    /// <param name="isChat">Reasoning config and the system prompt prefix apply to chat completions only.</param>
-    public static void Splice(ReadOnlySpan<byte> body, RequestScan scan, ModelEntry model, bool isChat, PooledBuffer output)
+    /// <param name="endpoint">Reasoning config and the system prompt prefix apply to chat completions only; stream_options to the
+    /// two that stream (vLLM's embeddings do not).</param>
+    public static void Splice(ReadOnlySpan<byte> body, RequestScan scan, ModelEntry model, Proxy.ProxyEndpoint endpoint, PooledBuffer output)
     {
+        bool isChat = endpoint == Proxy.ProxyEndpoint.ChatCompletions;
+        bool stream = scan.Stream && endpoint != Proxy.ProxyEndpoint.Embeddings;
         output.Clear();
         output.Ensure(body.Length + 256);
 
         Span<Edit> edits = stackalloc Edit[5];
         int count = 0;
         edits[count++] = new Edit(scan.ModelTokenStart, scan.ModelTokenEnd, EditKind.Model);
-        if (scan.Stream && scan.StreamOptionsStart >= 0)
+        if (stream && scan.StreamOptionsStart >= 0)
             edits[count++] = new Edit(scan.StreamOptionsStart, scan.StreamOptionsEnd, EditKind.StreamOptions);
         bool thinking = isChat && model.EnableThinking is not null;
         if (thinking && scan.KwargsStart >= 0)
@@ -68,7 +71,7 @@ public static class BodySplicer
 
         // Members the client did not send go before the closing brace; the object always has "model", so a comma leads.
         output.Write(body[position..scan.ObjectEnd]);
-        if (scan.Stream && scan.StreamOptionsStart < 0) { output.Write((byte)','); output.Write(StreamOptionsMember); }
+        if (stream && scan.StreamOptionsStart < 0) { output.Write((byte)','); output.Write(StreamOptionsMember); }
         if (thinking && scan.KwargsStart < 0)
         {
             output.Write((byte)',');

@@ -113,6 +113,7 @@ public static class RequestScanner
     private static OpenAiError? ReadModel(ref Utf8JsonReader reader, RequestScan scan)
     {
         if (reader.TokenType != JsonTokenType.String) return OpenAiError.InvalidRequest("The 'model' field must be a string.", "model");
+        if (reader.ValueSpan.IsEmpty) return OpenAiError.InvalidRequest("The 'model' field must not be empty.", "model"); // as good as missing
         scan.ModelTokenStart = (int)reader.TokenStartIndex;
         scan.ModelTokenEnd = (int)reader.BytesConsumed;
         return null;
@@ -174,7 +175,8 @@ public static class RequestScanner
         return null;
     }
 
-    // Walks the messages to find the first system message's content, still within the single pass over the body.
+    // Reads whether the first message is a system message, and where its content is, still within the single pass over the body.
+    // Only the first counts: the prefix leads the conversation, so a system message further down gets a new one before it.
     private static OpenAiError? ReadMessages(ref Utf8JsonReader reader, RequestScan scan)
     {
         if (reader.TokenType != JsonTokenType.StartArray)
@@ -186,8 +188,9 @@ public static class RequestScanner
         scan.MessagesEmpty = true;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
         {
+            bool first = scan.MessagesEmpty;
             scan.MessagesEmpty = false;
-            if (reader.TokenType != JsonTokenType.StartObject || scan.SystemContentStart >= 0)
+            if (!first || reader.TokenType != JsonTokenType.StartObject)
             {
                 reader.Skip();
                 continue;

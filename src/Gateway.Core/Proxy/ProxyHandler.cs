@@ -103,7 +103,7 @@ public sealed partial class ProxyHandler(
             else rate = default; // nothing to charge
 
             // Step 7: splice the upstream body.
-            BodySplicer.Splice(request.Body.WrittenSpan, request.Scan, model, endpoint == ProxyEndpoint.ChatCompletions, request.Upstream);
+            BodySplicer.Splice(request.Body.WrittenSpan, request.Scan, model, endpoint, request.Upstream);
 
             // Steps 8–10: balance, forward (retrying before the first byte), relay.
             await ForwardAsync(exchange, request, model, endpoint, requestId, rate, home);

@@ -1,19 +1,20 @@
 using System.Text;
 using System.Text.Json;
 using Gateway.Json;
+using Gateway.Proxy;
 using Gateway.Routing;
 
 namespace Gateway.Tests.Json;
 
 public sealed class BodySplicerTests
 {
-    private static string Splice(string body, ModelEntry model, bool isChat = true)
+    private static string Splice(string body, ModelEntry model, ProxyEndpoint endpoint = ProxyEndpoint.ChatCompletions)
     {
         var bytes = Encoding.UTF8.GetBytes(body);
         var scan = new RequestScan();
         Assert.Null(RequestScanner.Scan(bytes, scan));
         using var output = new PooledBuffer(16);
-        BodySplicer.Splice(bytes, scan, model, isChat, output);
+        BodySplicer.Splice(bytes, scan, model, endpoint, output);
         var text = Encoding.UTF8.GetString(output.WrittenSpan);
         using var _ = JsonDocument.Parse(text); // every output is valid JSON
         return text;
@@ -42,6 +43,17 @@ public sealed class BodySplicerTests
     public void Merges_stream_options_into_streams_only(string body, string expected) =>
         Assert.Equal(expected, Splice(body, Plain));
 
+    [Fact]
+    public void Stream_options_go_to_completions_streams_but_never_to_embeddings()
+    {
+        Assert.Equal("{\"model\":\"org/M\",\"stream\":true,\"stream_options\":{\"include_usage\":true,\"continuous_usage_stats\":true}}",
+            Splice("{\"model\":\"qwen\",\"stream\":true}", Plain, ProxyEndpoint.Completions));
+        // vLLM's embeddings do not stream: a client's "stream" goes through untouched and nothing is added.
+        Assert.Equal("{\"model\":\"org/M\",\"input\":\"x\",\"stream\":true}", Splice("{\"model\":\"qwen\",\"input\":\"x\",\"stream\":true}", Plain, ProxyEndpoint.Embeddings));
+        Assert.Equal("{\"model\":\"org/M\",\"stream\":true,\"stream_options\":{}}",
+            Splice("{\"model\":\"qwen\",\"stream\":true,\"stream_options\":{}}", Plain, ProxyEndpoint.Embeddings));
+    }
+
     [Theory]
     [InlineData("{\"model\":\"qwen\"}", "{\"model\":\"org/M\",\"temperature\":0.7,\"max_tokens\":512}")]
     [InlineData("{\"model\":\"qwen\",\"temperature\":0.1}", "{\"model\":\"org/M\",\"temperature\":0.1,\"max_tokens\":512}")]
@@ -69,16 +81,19 @@ public sealed class BodySplicerTests
     public void Reasoning_and_prefix_apply_to_chat_only()
     {
         var model = TestModels.Create(modelId: "org/M", enableThinking: true, prefix: "P");
-        Assert.Equal("{\"model\":\"org/M\",\"prompt\":\"x\"}", Splice("{\"model\":\"qwen\",\"prompt\":\"x\"}", model, isChat: false));
+        Assert.Equal("{\"model\":\"org/M\",\"prompt\":\"x\"}", Splice("{\"model\":\"qwen\",\"prompt\":\"x\"}", model, ProxyEndpoint.Completions));
     }
 
     [Theory]
     // A string system message gets prefix + "\n".
     [InlineData("{\"model\":\"qwen\",\"messages\":[{\"role\":\"system\",\"content\":\"Be kind.\"},{\"role\":\"user\",\"content\":\"hi\"}]}",
         "{\"model\":\"org/M\",\"messages\":[{\"role\":\"system\",\"content\":\"You are \\\"terse\\\".\\nBe kind.\"},{\"role\":\"user\",\"content\":\"hi\"}]}")]
-    // Role after content, system not first: still found.
-    [InlineData("{\"model\":\"qwen\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"content\":\"S\",\"role\":\"system\"}]}",
-        "{\"model\":\"org/M\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"content\":\"You are \\\"terse\\\".\\nS\",\"role\":\"system\"}]}")]
+    // Role after content in the first message: still found.
+    [InlineData("{\"model\":\"qwen\",\"messages\":[{\"content\":\"S\",\"role\":\"system\"},{\"role\":\"user\",\"content\":\"a\"}]}",
+        "{\"model\":\"org/M\",\"messages\":[{\"content\":\"You are \\\"terse\\\".\\nS\",\"role\":\"system\"},{\"role\":\"user\",\"content\":\"a\"}]}")]
+    // A system message that is not first stays as sent: the prefix leads the conversation in a message of its own.
+    [InlineData("{\"model\":\"qwen\",\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"system\",\"content\":\"S\"}]}",
+        "{\"model\":\"org/M\",\"messages\":[{\"role\":\"system\",\"content\":\"You are \\\"terse\\\".\"},{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"system\",\"content\":\"S\"}]}")]
     // Array content is kept as sent, with the prefix as a text part in front.
     [InlineData("{\"model\":\"qwen\",\"messages\":[{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":\"S\"}]}]}",
         "{\"model\":\"org/M\",\"messages\":[{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":\"You are \\\"terse\\\".\"},{\"type\":\"text\",\"text\":\"S\"}]}]}")]

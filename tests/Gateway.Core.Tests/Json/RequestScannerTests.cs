@@ -28,6 +28,7 @@ public sealed class RequestScannerTests
     [InlineData("{\"model\":42}", "must be a string", "model")]
     [InlineData("{\"model\":null}", "must be a string", "model")]
     [InlineData("{\"model\":[\"qwen\"]}", "must be a string", "model")]
+    [InlineData("{\"model\":\"\"}", "must not be empty", "model")]
     [InlineData("{\"model\":\"qwen\",\"model\":\"other\"}", "Duplicate key 'model'", "model")]
     [InlineData("{\"model\":\"qwen\",\"mo\\u0064el\":\"other\"}", "Duplicate key 'model'", "model")]
     [InlineData("{\"model\":\"qwen\",\"stream\":\"true\"}", "'stream' field must be a boolean", "stream")]

@@ -28,7 +28,7 @@ public sealed class BadInputTests(GatewayFixture fx)
         { "model=qwen", "application/x-www-form-urlencoded", 415, "unsupported_media_type", null },
         { "{\"model\":\"nope\",\"messages\":[]}", "application/json", 404, "model_not_found", "model" },
         { "{\"model\":\"retired\",\"messages\":[]}", "application/json", 404, "model_not_found", "model" },
-        { "{\"model\":\"\",\"messages\":[]}", "application/json", 404, "model_not_found", "model" },
+        { "{\"model\":\"\",\"messages\":[]}", "application/json", 400, "invalid_request", "model" }, // empty is as good as missing
     };
 
     [Theory]
