@@ -58,7 +58,6 @@ public sealed class AdminApi
 
     public async Task HandleAsync(Exchange exchange)
     {
-        exchange.ResponseHeaders[GatewayHeaders.RequestId] = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
         exchange.ResponseHeaders.CacheControl = "no-store"; // a created key's plaintext must not sit in a cache
         if (_disabled is not null)
         {

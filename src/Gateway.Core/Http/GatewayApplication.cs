@@ -43,24 +43,32 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
         _ => null,
     };
 
+    /// <summary>Every route but the proxy's: rare next to it, so one small record per request is fine.</summary>
     private async Task ProcessOtherAsync(Exchange exchange)
     {
-        long start = Stopwatch.GetTimestamp();
+        var record = new RequestRecord();
+        record.Reset(Stopwatch.GetTimestamp());
+        // Step 2 on every route, probes and scrapes included: the request id is echoed and logged.
+        record.RequestId = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
+        exchange.ResponseHeaders[GatewayHeaders.RequestId] = record.RequestId;
         try
         {
-            await RouteAsync(exchange);
+            await RouteAsync(exchange, record);
         }
         catch (Exception) when (!exchange.Response.HasStarted)
         {
             await WriteInternalErrorAsync(exchange);
         }
-        if (!LogsItself(exchange.Path)) LogRequest(exchange, start);
+        if (!LogsItself(exchange.Path)) LogRequest(exchange, record);
     }
 
-    /// <summary>The answer to an exception that escaped a handler before anything was sent.</summary>
+    /// <summary>The answer to an exception that escaped a handler before anything was sent: its headers go, but for the request id.</summary>
     public static ValueTask WriteInternalErrorAsync(Exchange exchange)
     {
-        exchange.Response.Headers.Clear();
+        var headers = exchange.Response.Headers;
+        var requestId = headers[GatewayHeaders.RequestId];
+        headers.Clear();
+        if (requestId.Count > 0) headers[GatewayHeaders.RequestId] = requestId;
         return exchange.WriteErrorAsync(new OpenAiError(500, "server_error", "internal_error", "The gateway failed to handle the request."));
     }
 
@@ -70,26 +78,23 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
     /// </summary>
     private static bool LogsItself(string path) => path is "/health" or "/ready" or "/metrics";
 
-    /// <summary>A log line for the other routes (/v1/models, /admin/*, unknown routes, wrong methods). Rare: one small allocation is fine.</summary>
-    private void LogRequest(Exchange exchange, long start)
+    /// <summary>A log line for the other routes (/v1/models, /admin/*, unknown routes, wrong methods).</summary>
+    private void LogRequest(Exchange exchange, RequestRecord record)
     {
-        var record = new RequestRecord();
-        record.Reset(start);
         record.Status = exchange.Response.StatusCode;
         record.Method = exchange.Method;
         record.Path = exchange.Path;
-        record.RequestId = exchange.ResponseHeaders[GatewayHeaders.RequestId].ToString();
         log.Request(record, Stopwatch.GetTimestamp());
     }
 
-    private Task RouteAsync(Exchange exchange)
+    private Task RouteAsync(Exchange exchange, RequestRecord record)
     {
         var method = exchange.Method;
         // C# compiles this switch to a length check plus a character test before one comparison: no hashing, no allocation.
         switch (exchange.Path)
         {
             case "/v1/chat/completions" or "/v1/completions" or "/v1/embeddings": return NotAllowed(exchange); // POST went to the proxy
-            case "/v1/models": return HttpMethods.IsGet(method) ? ListModelsAsync(exchange) : NotAllowed(exchange);
+            case "/v1/models": return HttpMethods.IsGet(method) ? ListModelsAsync(exchange, record) : NotAllowed(exchange);
             case "/metrics" when metrics.Enabled: return IsGetOrHead(method) ? ScrapeAsync(exchange) : NotAllowed(exchange);
             case "/health": return IsGetOrHead(method) ? exchange.WriteBodyAsync(200, "application/json", HealthBody).AsTask() : NotAllowed(exchange);
             case "/ready":
@@ -100,15 +105,20 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
             default:
                 // The control plane's routes: rare, so one prefix test after the data plane's exact matches costs nothing.
                 if (admin is not null && exchange.Path.StartsWith("/admin/", StringComparison.Ordinal)) return admin.HandleAsync(exchange);
+                if (exchange.Path.StartsWith(ModelPrefix, StringComparison.Ordinal) && exchange.Path.Length > ModelPrefix.Length)
+                    return HttpMethods.IsGet(method) ? RetrieveModelAsync(exchange, record) : NotAllowed(exchange);
                 return exchange.WriteErrorAsync(OpenAiError.NotFound(exchange.Path)).AsTask();
         }
     }
 
     private static bool IsGetOrHead(string method) => HttpMethods.IsGet(method) || HttpMethods.IsHead(method);
 
+    private const string ModelPrefix = "/v1/models/";
+
     private static Task NotAllowed(Exchange exchange)
     {
-        exchange.ResponseHeaders.Allow = exchange.Path is "/v1/models" or "/health" or "/ready" or "/metrics" ? "GET" : "POST";
+        exchange.ResponseHeaders.Allow = exchange.Path is "/v1/models" or "/health" or "/ready" or "/metrics" || exchange.Path.StartsWith(ModelPrefix, StringComparison.Ordinal)
+            ? "GET" : "POST";
         return exchange.WriteErrorAsync(OpenAiError.MethodNotAllowed(exchange.Method, exchange.Path)).AsTask();
     }
 
@@ -121,18 +131,36 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
     }
 
     /// <summary>GET /v1/models: the snapshot's active models, filtered by the key's allowed models, in the seed's shape.</summary>
-    private async Task ListModelsAsync(Exchange exchange)
+    private async Task ListModelsAsync(Exchange exchange, RequestRecord record)
     {
-        exchange.ResponseHeaders[GatewayHeaders.RequestId] = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
         var (authError, key, snapshot) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshots, keyResolver);
         if (authError is { } error)
         {
             await exchange.WriteErrorAsync(error);
             return;
         }
+        record.KeyPrefix = key!.KeyPrefix;
         await proxy.ApplyRateLimitHeadersAsync(exchange, key!); // listing models is not a counted request; the key's windows are reported
         using var buffer = new PooledBuffer(1024);
         ModelList.Write(snapshot, key!, buffer);
         await exchange.WriteBodyAsync(200, "application/json", buffer.WrittenMemory);
+    }
+
+    /// <summary>GET /v1/models/{model}: one entry of the list (the SDKs' models.retrieve); 404 for a model the list would not show.</summary>
+    private async Task RetrieveModelAsync(Exchange exchange, RequestRecord record)
+    {
+        var (authError, key, snapshot) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshots, keyResolver);
+        if (authError is { } error)
+        {
+            await exchange.WriteErrorAsync(error);
+            return;
+        }
+        record.KeyPrefix = key!.KeyPrefix;
+        await proxy.ApplyRateLimitHeadersAsync(exchange, key!);
+        // SDKs escape the id as one path segment: an alias with a '/' arrives as %2F, which Kestrel leaves encoded.
+        var alias = Uri.UnescapeDataString(exchange.Path[ModelPrefix.Length..]);
+        using var buffer = new PooledBuffer(256);
+        if (ModelList.TryWriteOne(snapshot, key!, alias, buffer)) await exchange.WriteBodyAsync(200, "application/json", buffer.WrittenMemory);
+        else await exchange.WriteErrorAsync(OpenAiError.ModelNotFound(alias));
     }
 }

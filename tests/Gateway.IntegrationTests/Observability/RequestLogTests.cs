@@ -60,7 +60,7 @@ public sealed class RequestLogTests(GatewayFixture fx)
         var requests = lines.Where(l => l.Contains("\"msg\":\"request\"")).ToArray();
         Assert.Equal(2, requests.Length);
         Assert.Single(requests, l => l.Contains("\"method\":\"POST\"") && l.Contains("\"status\":200"));
-        Assert.Single(requests, l => l.Contains("\"method\":\"GET\"") && l.Contains("\"status\":405") && l.Contains("\"path\":\"/v1/chat/completions\""));
+        Assert.Single(requests, l => l.Contains("\"method\":\"GET\"") && l.Contains("\"status\":405") && l.Contains("\"path\":\"/v1/chat/completions\"") && l.Contains("\"request_id\":\"req-get\""));
     }
 
     [Fact]
@@ -124,7 +124,8 @@ public sealed class RequestLogTests(GatewayFixture fx)
         var requests = lines.Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.Equal(["/v1/models", "/nope"], requests.Select(r => r.GetProperty("path").GetString()));
         Assert.Equal([200, 404], requests.Select(r => r.GetProperty("status").GetInt32()));
-        Assert.False(string.IsNullOrEmpty(requests[0].GetProperty("request_id").GetString()));
+        Assert.All(requests, r => Assert.Matches("^[0-9a-f]{32}$", r.GetProperty("request_id").GetString()));
+        Assert.Equal(GatewayFixture.Key[..11], requests[0].GetProperty("key_prefix").GetString()); // the key that listed the models
         Assert.DoesNotContain(GatewayFixture.Key, string.Join("\n", lines));
     }
 

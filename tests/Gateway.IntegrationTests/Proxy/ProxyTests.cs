@@ -139,6 +139,54 @@ public abstract class ProxyTests(GatewayFixture fx) : SimulatorResetting(fx)
         await BadInputTests.AssertError(response, 502, "backend_error", null);
     }
 
+    [Theory]
+    [InlineData("GET", "/health", 200)]
+    [InlineData("GET", "/ready", 200)]
+    [InlineData("GET", "/metrics", 200)]
+    [InlineData("GET", "/v1/models", 200)]
+    [InlineData("GET", "/nope", 404)]
+    [InlineData("PUT", "/v1/models", 405)]
+    [InlineData("GET", "/v1/models/qwen", 200)]
+    [InlineData("POST", "/v1/models/qwen", 405)]
+    [InlineData("GET", "/v1/chat/completions", 405)]
+    public async Task Every_route_echoes_the_request_id(string method, string path, int status)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + GatewayFixture.Key);
+        request.Headers.Add("X-Request-ID", "echo-me-1");
+        using var response = await _fx.Client.SendAsync(request);
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("echo-me-1", Assert.Single(response.Headers.GetValues("X-Request-ID")));
+    }
+
+    [Fact]
+    public async Task A_model_is_retrieved_by_its_alias_and_only_if_the_key_may_use_it()
+    {
+        async Task<(int Status, JsonElement Body)> Get(string path, string key)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + key);
+            using var response = await _fx.Client.SendAsync(request);
+            using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+            return ((int)response.StatusCode, doc.RootElement.Clone());
+        }
+        var (status, body) = await Get("/v1/models/qwen", GatewayFixture.Key);
+        Assert.Equal(200, status);
+        Assert.Equal(["id", "object", "created", "owned_by"], body.EnumerateObject().Select(p => p.Name));
+        Assert.Equal("qwen", body.GetProperty("id").GetString());
+        Assert.Equal("model", body.GetProperty("object").GetString());
+        // Not allowed for the key, unknown, or the backend's id rather than the alias: as absent as in the list.
+        foreach (var (path, key) in new[] { ("/v1/models/qwen", GatewayFixture.OtherModelKey), ("/v1/models/nope", GatewayFixture.Key),
+                     ("/v1/models/Qwen%2FQwen2.5-7B-Instruct", GatewayFixture.Key) })
+        {
+            (status, body) = await Get(path, key);
+            Assert.Equal(404, status);
+            Assert.Equal("model_not_found", body.GetProperty("error").GetProperty("code").GetString());
+        }
+        (status, body) = await Get("/v1/models/qwen", "ml-" + new string('0', 64));
+        Assert.Equal(401, status);
+    }
+
     [Fact]
     public async Task Health_and_ready()
     {

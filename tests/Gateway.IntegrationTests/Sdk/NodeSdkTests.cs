@@ -24,7 +24,7 @@ public sealed class NodeSdkTests(GatewayFixture fx, ITestOutputHelper output)
         Assert.True(result.ExitCode == 0, result.Output);
         Assert.Contains("\"ok\":true", result.Output);
         foreach (var check in new[] { "chat", "chat stream without usage", "chat stream with include_usage", "completions", "embeddings float",
-                     "embeddings base64", "models list", "401 AuthenticationError", "403 PermissionDeniedError", "404 NotFoundError", "400 BadRequestError" })
+                     "embeddings base64", "models list", "models retrieve", "401 AuthenticationError", "403 PermissionDeniedError", "404 NotFoundError", "400 BadRequestError" })
             Assert.Contains($"\"{check}\"", result.Output);
     }
 

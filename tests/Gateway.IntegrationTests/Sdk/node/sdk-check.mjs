@@ -76,6 +76,15 @@ await check('models list', async () => {
   assert.deepEqual(otherIds, ['other']);
 });
 
+await check('models retrieve', async () => {
+  const m = await client.models.retrieve('qwen');
+  assert.equal(m.id, 'qwen');
+  assert.equal(m.object, 'model');
+  // A model the key may not use is as absent as in its list.
+  const other = new OpenAI({ baseURL, apiKey: otherKey, maxRetries: 0 });
+  await assert.rejects(() => other.models.retrieve('qwen'), (e) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found');
+});
+
 const expectError = async (cls, status, code, fn) => {
   try { await fn(); } catch (e) {
     assert.ok(e instanceof cls, `expected ${cls.name}, got ${e?.constructor?.name}: ${e?.message}`);
