@@ -30,7 +30,10 @@ internal sealed class JsonFields : IDisposable
         }
         catch (JsonException e)
         {
-            throw AdminErrors.Validation(null, $"The request body is not valid JSON: {FirstLine(e.Message)}");
+            // Where, not the parser's message: under Native AOT that is a resource key ("ExpectedStartOfPropertyNotFound, …").
+            throw AdminErrors.Validation(null, e.LineNumber is { } line && e.BytePositionInLine is { } at
+                ? $"The request body is not valid JSON (line {line + 1}, byte {at + 1})."
+                : "The request body is not valid JSON.");
         }
         var fields = new JsonFields(document);
         try
@@ -128,8 +131,6 @@ internal sealed class JsonFields : IDisposable
     }
 
     private static AdminException Wrong(string name, string expected) => AdminErrors.Validation(name, $"{name} must be {expected}");
-
-    private static string FirstLine(string message) => message.Split('\n')[0].Trim();
 
     public void Dispose() => _document.Dispose();
 }

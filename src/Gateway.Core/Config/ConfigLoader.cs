@@ -297,8 +297,9 @@ public static partial class ConfigLoader
                     fail($"{at}.expires_at", $"'{e}' is not an RFC 3339 timestamp");
                 expires = parsed;
             }
-            if (k.RpmLimit < 0) fail($"{at}.rpm_limit", "must not be negative");
-            if (k.TpmLimit < 0) fail($"{at}.tpm_limit", "must not be negative");
+            // As the store and the admin API have it: a key's own limit is positive; without one, rate_limits.default_* applies.
+            if (k.RpmLimit <= 0) fail($"{at}.rpm_limit", "must be greater than 0 (leave it out for rate_limits.default_rpm)");
+            if (k.TpmLimit <= 0) fail($"{at}.tpm_limit", "must be greater than 0 (leave it out for rate_limits.default_tpm)");
             result.Add(new KeyConfig
             {
                 Name = k.Name!, KeyHashHex = hash, KeyPrefix = prefix, AllowedModels = k.AllowedModels ?? [],

@@ -65,6 +65,13 @@ public abstract partial class AdminApiContract
         Assert.Equal(SeedModelId, models[1].GetProperty("model_id").GetString());
     }
 
+    [Fact]
+    public async Task Invalid_json_is_told_by_where_it_breaks_not_by_the_parsers_words()
+    {
+        var error = ExpectError(await Post("/admin/v1/models", "{\"name\":\"m\",\n  bad}"), 400, "validation_error");
+        Assert.Equal("The request body is not valid JSON (line 2, byte 3).", error.GetProperty("message").GetString());
+    }
+
     public static TheoryData<string, string?> BadBackends => new()
     {
         // body, param
