@@ -14,6 +14,12 @@ public sealed record Http1ClientOptions
     /// <summary>A response head (status line + headers) larger than this is refused: vLLM's are ~200 bytes.</summary>
     public int MaxResponseHeaderBytes { get; init; } = 32 * 1024;
 
+    /// <summary>
+    /// How long a backend's resolved addresses serve new connections before the name is resolved again. The AOT binary's resolver is
+    /// a blocking getaddrinfo on a pool thread (it imports no getaddrinfo_a): a burst of new connections must not each wait for one.
+    /// </summary>
+    public TimeSpan AddressLifetime { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Idle connections kept per endpoint and event loop; a connection released beyond this is closed instead.</summary>
     public int MaxIdleConnectionsPerEndpoint { get; init; } = 1024;
 }

@@ -31,6 +31,9 @@ internal sealed class Http1Pool : IDisposable
     private long _opened;
     private long _open;
     private long _foundDead;
+    private readonly Lock _resolveLock = new();
+    private Task<IPAddress[]>? _addresses; // resolving, or resolved at _resolvedAt (Environment.TickCount64)
+    private long _resolvedAt, _resolutions;
 
     public Http1Pool(string host, int port, Http1ClientOptions options)
     {
@@ -51,6 +54,9 @@ internal sealed class Http1Pool : IDisposable
 
     /// <summary>Connections open now, idle or busy.</summary>
     public long ConnectionsOpen => Interlocked.Read(ref _open);
+
+    /// <summary>Times the backend's name was resolved (for tests).</summary>
+    internal long Resolutions => Interlocked.Read(ref _resolutions);
 
     /// <summary>Idle connections found closed by the server when polled before reuse (for tests).</summary>
     internal long FoundDeadBeforeUse => Interlocked.Read(ref _foundDead);
@@ -130,8 +136,8 @@ internal sealed class Http1Pool : IDisposable
 
     /// <summary>
     /// Opens a connection on <paramref name="home"/> (else the next loop in turn), so the exchange resumes on the thread of the
-    /// client connection it serves. A name is resolved at each connect (as SocketsHttpHandler does) and its addresses are tried in
-    /// turn, all within the one connect timeout, as Socket.ConnectAsync does with a name (an address that drops SYNs can use all of it).
+    /// client connection it serves. A name's addresses (see <see cref="ResolveAsync"/>) are tried in turn, all within the one connect
+    /// timeout, as Socket.ConnectAsync does with a name (an address that drops SYNs can use all of it).
     /// </summary>
     public async ValueTask<Http1Connection> ConnectAsync(EventLoop? home, CancellationToken cancellationToken)
     {
@@ -151,34 +157,81 @@ internal sealed class Http1Pool : IDisposable
             {
                 var dns = (DnsEndPoint)_endPoint;
                 port = dns.Port;
-                try { addresses = await Dns.GetHostAddressesAsync(dns.Host, timeout.Token).ConfigureAwait(false); }
+                var resolving = ResolveAsync(dns.Host);
+                try { addresses = await resolving.WaitAsync(timeout.Token).ConfigureAwait(false); }
                 catch (SocketException e)
                 {
                     throw new UpstreamException(UpstreamFailure.ConnectFailed, $"Connecting to {_endPoint} failed: {e.SocketErrorCode}.", e);
                 }
-                if (addresses.Length == 0) throw new UpstreamException(UpstreamFailure.ConnectFailed, $"Connecting to {_endPoint} failed: no address.");
-            }
-            UpstreamException? failure = null;
-            foreach (var address in addresses)
-            {
-                try
+                if (addresses.Length == 0)
                 {
-                    var connection = new Http1Connection(this, await ConnectOneAsync(new IPEndPoint(address, port), loop, timeout.Token).ConfigureAwait(false));
-                    Interlocked.Increment(ref _opened);
-                    Interlocked.Increment(ref _open);
-                    return connection;
+                    Forget(resolving);
+                    throw new UpstreamException(UpstreamFailure.ConnectFailed, $"Connecting to {_endPoint} failed: no address.");
                 }
-                catch (UpstreamException e) when (e.Failure == UpstreamFailure.ConnectFailed)
+                try { return await ConnectAnyAsync(addresses, port, loop, timeout.Token).ConfigureAwait(false); }
+                catch (UpstreamException)
                 {
-                    failure = e; // the next address, if any
+                    Forget(resolving); // none of them took it: the next connect asks the resolver again (the backend may have moved)
+                    throw;
                 }
             }
-            throw failure!;
+            return await ConnectAnyAsync(addresses, port, loop, timeout.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new UpstreamException(UpstreamFailure.ConnectTimeout, $"Connecting to {_endPoint} timed out after {_options.ConnectTimeout.TotalSeconds:0.###} s.");
         }
+    }
+
+    /// <summary>
+    /// The backend's addresses: resolved once per <see cref="Http1ClientOptions.AddressLifetime"/> and shared by every connect in
+    /// between, a resolution in flight included (a failed one is not kept: the next connect tries again). The resolution runs
+    /// without the caller's token, since other connects wait on it; each waits only as long as its own connect timeout.
+    /// </summary>
+    private Task<IPAddress[]> ResolveAsync(string host)
+    {
+        lock (_resolveLock)
+        {
+            var current = _addresses;
+            if (current is not null && (!current.IsCompleted ||
+                (current.IsCompletedSuccessfully && Environment.TickCount64 - Volatile.Read(ref _resolvedAt) < (long)_options.AddressLifetime.TotalMilliseconds)))
+                return current;
+            Interlocked.Increment(ref _resolutions);
+            return _addresses = ResolveOnceAsync(host);
+        }
+    }
+
+    private async Task<IPAddress[]> ResolveOnceAsync(string host)
+    {
+        var addresses = await Dns.GetHostAddressesAsync(host).ConfigureAwait(false); // a failure faults the task, which is not reused
+        Volatile.Write(ref _resolvedAt, Environment.TickCount64); // before the task completes, so no waiter sees it done and stale
+        return addresses;
+    }
+
+    private void Forget(Task<IPAddress[]> resolved)
+    {
+        lock (_resolveLock)
+            if (_addresses == resolved) _addresses = null;
+    }
+
+    private async ValueTask<Http1Connection> ConnectAnyAsync(IPAddress[] addresses, int port, EventLoop loop, CancellationToken cancellationToken)
+    {
+        UpstreamException? failure = null;
+        foreach (var address in addresses)
+        {
+            try
+            {
+                var connection = new Http1Connection(this, await ConnectOneAsync(new IPEndPoint(address, port), loop, cancellationToken).ConfigureAwait(false));
+                Interlocked.Increment(ref _opened);
+                Interlocked.Increment(ref _open);
+                return connection;
+            }
+            catch (UpstreamException e) when (e.Failure == UpstreamFailure.ConnectFailed)
+            {
+                failure = e; // the next address, if any
+            }
+        }
+        throw failure!;
     }
 
     private async ValueTask<LoopSocket> ConnectOneAsync(IPEndPoint endPoint, EventLoop loop, CancellationToken cancellationToken)
