@@ -6,7 +6,8 @@ namespace Gateway.Observability;
 /// <summary>
 /// The gateway's Prometheus metrics in a private <see cref="CollectorRegistry"/> (not the static default, so several gateways can
 /// run in one process, as the tests do). Families are created here once; label children are resolved once per model and backend
-/// (<see cref="ModelMetrics"/>, <see cref="BackendMetrics"/>) so that recording a request costs no label lookup.
+/// (<see cref="ModelMetrics"/>, <see cref="BackendMetrics"/>) so that recording a request costs no label lookup, and they leave the
+/// scrape with their model or backend (GatewayMetrics.Series.cs).
 /// Label conventions: <c>model</c> is the alias the client asked for, or "" when the request failed before a known model was
 /// named (401, a body that does not parse, an unknown model — unknown names would make the label set unbounded).
 /// </summary>
@@ -95,24 +96,6 @@ public sealed partial class GatewayMetrics
     /// <summary>Requests that failed before a known model was named.</summary>
     public ModelMetrics NoModel { get; }
 
-    /// <summary>The cached children of <paramref name="model"/>, created on first use and kept on the entry itself.</summary>
-    public ModelMetrics For(ModelEntry model)
-    {
-        // The slot is typed object so Routing does not depend on Observability; the owner check keeps two gateways in one process apart.
-        if (model.MetricsSlot is ModelMetrics m && ReferenceEquals(m.Owner, this)) return m;
-        m = new ModelMetrics(this, model.Alias);
-        model.MetricsSlot = m;
-        return m;
-    }
-
-    public BackendMetrics For(ModelEntry model, Backend backend)
-    {
-        if (backend.MetricsSlot is BackendMetrics b && ReferenceEquals(b.Owner, this)) return b;
-        b = new BackendMetrics(this, model.Alias, backend.Url);
-        backend.MetricsSlot = b;
-        return b;
-    }
-
     /// <summary>
     /// Counts a 429 for <paramref name="key"/> (for the rate limiter's step 6). The key's children are cached on the entry;
     /// <c>key_prefix</c> is the display prefix (never the key), "" when only the hash is known.
@@ -125,17 +108,6 @@ public sealed partial class GatewayMetrics
             key.MetricsSlot = k;
         }
         (kind == RateLimitKind.Tpm ? k.Tpm : k.Rpm).Inc();
-    }
-
-    /// <summary>Resolves every model's and backend's children ahead of traffic and publishes backend health, so a scrape shows them at once.</summary>
-    public void Attach(Snapshot snapshot)
-    {
-        foreach (var model in snapshot.Models)
-        {
-            For(model);
-            foreach (var backend in model.Backends)
-                For(model, backend).Health.Set(backend.IsAvailable && model.Active ? 1 : 0);
-        }
     }
 
     /// <summary>Writes the text exposition format (version 0.0.4).</summary>

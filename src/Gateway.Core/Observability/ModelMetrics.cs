@@ -5,12 +5,16 @@ namespace Gateway.Observability;
 /// <summary>
 /// The label children of one model alias, resolved once. Status codes are few but open-ended, so their request counters are
 /// filled in lazily in a fixed array (index by status and streaming) rather than looked up by label values on every request.
+/// One instance per alias for as long as the alias is in the registry (shared by every snapshot that has it), retired when a
+/// snapshot without it is attached (see GatewayMetrics.Series.cs).
 /// </summary>
 public sealed class ModelMetrics
 {
     private readonly GatewayMetrics _owner;
     private readonly string _alias;
     private readonly Counter.Child?[] _requests = new Counter.Child?[2 * 600];
+    // Guarded by _requests: set once the alias left the registry, after which no child is created for it.
+    private bool _retired;
 
     internal ModelMetrics(GatewayMetrics owner, string alias)
     {
@@ -76,42 +80,41 @@ public sealed class ModelMetrics
 
     private Counter.Child Create(int index, int status, bool streaming)
     {
-        // Racing creators get the same child from prometheus-net; the array write is a plain reference store.
-        var child = _owner.Requests.WithLabels(_alias, status.ToString(System.Globalization.CultureInfo.InvariantCulture), streaming ? "true" : "false");
-        _requests[index] = child;
-        return child;
-    }
-}
-
-/// <summary>The label children of one backend of one model.</summary>
-public sealed class BackendMetrics
-{
-    internal BackendMetrics(GatewayMetrics owner, string alias, string url)
-    {
-        Owner = owner;
-        Duration = owner.BackendRequestDuration.WithLabels(alias, url);
-        Health = owner.BackendHealth.WithLabels(alias, url);
-        Connect = owner.UpstreamErrors.WithLabels(alias, url, "connect");
-        Timeout = owner.UpstreamErrors.WithLabels(alias, url, "timeout");
-        Status5xx = owner.UpstreamErrors.WithLabels(alias, url, "status_5xx");
-        BrokenStream = owner.UpstreamErrors.WithLabels(alias, url, "broken_stream");
+        // Once per status and alias, so a lock is cheap here; it orders creation against Retire. A request that started before its
+        // model was deleted and ends with a new status must not bring the alias's series back (prometheus-net would create it).
+        lock (_requests)
+        {
+            if (_retired) return _owner.Discarded;
+            return _requests[index] ??= _owner.Requests.WithLabels(
+                _alias, status.ToString(System.Globalization.CultureInfo.InvariantCulture), streaming ? "true" : "false");
+        }
     }
 
-    internal GatewayMetrics Owner { get; }
-    public Histogram.Child Duration { get; }
-    public Gauge.Child Health { get; }
-    public Counter.Child Connect { get; }
-    public Counter.Child Timeout { get; }
-    public Counter.Child Status5xx { get; }
-    public Counter.Child BrokenStream { get; }
-
-    public Counter.Child Error(UpstreamErrorKind kind) => kind switch
+    /// <summary>
+    /// The alias left the registry: every series of it goes from the scrape, counters and histograms included. Requests still in
+    /// flight keep these children and write into them unseen (a stream that ends decrements its own removed gauge, never the
+    /// re-added model's new one); a re-added alias gets a new instance with new children.
+    /// </summary>
+    internal void Retire()
     {
-        UpstreamErrorKind.Connect => Connect,
-        UpstreamErrorKind.Timeout => Timeout,
-        UpstreamErrorKind.Status5xx => Status5xx,
-        _ => BrokenStream,
-    };
+        lock (_requests)
+        {
+            _retired = true;
+            foreach (var child in _requests) child?.Remove();
+        }
+        DurationStream.Remove();
+        DurationNonStream.Remove();
+        TimeToFirstToken.Remove();
+        InterTokenLatency.Remove();
+        CompletionTokensPerSecond.Remove();
+        PromptTokensPerRequest.Remove();
+        CompletionTokensPerRequest.Remove();
+        PromptTokens.Remove();
+        CompletionTokens.Remove();
+        ActiveStreams.Remove();
+        Failovers.Remove();
+        foreach (var child in TpsByPromptBucket) child.Remove();
+    }
 }
 
 public enum UpstreamErrorKind : byte { None, Connect, Timeout, Status5xx, BrokenStream }
