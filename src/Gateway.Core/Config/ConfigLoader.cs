@@ -195,6 +195,7 @@ public static partial class ConfigLoader
             var m = entries![i];
             var at = $"models[{i}]";
             if (string.IsNullOrWhiteSpace(m.Name)) fail($"{at}.name", "is required");
+            else if (m.Name.Any(char.IsControl)) fail($"{at}.name", "must not contain control characters");
             if (!names.Add(m.Name!)) fail($"{at}.name", $"'{m.Name}' is defined twice");
             if (string.IsNullOrWhiteSpace(m.ModelId)) fail($"{at}.model_id", "is required");
 
@@ -273,6 +274,7 @@ public static partial class ConfigLoader
             var k = entries![i];
             var at = $"keys[{i}]";
             if (string.IsNullOrWhiteSpace(k.Name)) fail($"{at}.name", "is required");
+            else if (k.Name.Any(char.IsControl)) fail($"{at}.name", "must not contain control characters");
             string hash;
             string? prefix = null;
             if (k.Key is { } plain)

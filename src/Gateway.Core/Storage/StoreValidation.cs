@@ -80,6 +80,8 @@ public static class StoreValidation
         NonEmpty(name, param);
         if (name!.Length > MaxNameLength) throw StoreException.Validation(param, $"{param} must be at most {MaxNameLength} characters");
         if (name.Trim().Length != name.Length) throw StoreException.Validation(param, $"{param} must not start or end with whitespace");
+        // A name is echoed in error messages, logs and metric labels: a line break or an escape sequence there would forge output.
+        if (name.Any(char.IsControl)) throw StoreException.Validation(param, $"{param} must not contain control characters");
     }
 
     private static void NonEmpty(string? value, string param)

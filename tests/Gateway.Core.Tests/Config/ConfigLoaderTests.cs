@@ -126,6 +126,8 @@ public sealed class ConfigLoaderTests
     [InlineData("[[keys]]\nname = \"k\"\nkey_hash = \"0000000000000000000000000000000000000000000000000000000000000000\"\nexpires_at = \"tomorrow\"", "keys[0].expires_at")]
     [InlineData("[[keys]]\nname = \"k\"\nkey_hash = \"0000000000000000000000000000000000000000000000000000000000000000\"\nrpm_limit = 0", "keys[0].rpm_limit: must be greater than 0")]
     [InlineData("[[keys]]\nname = \"k\"\nkey_hash = \"0000000000000000000000000000000000000000000000000000000000000000\"\ntpm_limit = -5", "keys[0].tpm_limit: must be greater than 0")]
+    [InlineData("[[models]]\nname = \"a\\nb\"\nmodel_id = \"x\"", "models[0].name: must not contain control characters")]
+    [InlineData("[[keys]]\nname = \"k\\u001b[31m\"\nkey_hash = \"0000000000000000000000000000000000000000000000000000000000000000\"", "keys[0].name: must not contain control characters")]
     public void Bad_values_fail_with_one_line_naming_the_key(string toml, string expected)
     {
         var message = Error(toml);
