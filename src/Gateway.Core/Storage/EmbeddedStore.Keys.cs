@@ -46,6 +46,31 @@ public sealed partial class EmbeddedStore
 
     public Task<StoredKey> RevokeKeyAsync(Guid id, CancellationToken ct = default) => UpdateKeyAsync(id, new KeyPatch { Active = false }, ct);
 
+    public Task RecordKeyUsageAsync(IReadOnlyList<KeyUsageReport> reports, CancellationToken ct = default)
+    {
+        if (reports.Count == 0) return Task.CompletedTask;
+        var latest = new Dictionary<Guid, DateTimeOffset>(reports.Count);
+        foreach (var r in reports)
+        {
+            var at = Truncate(r.LastUsedAt);
+            if (!latest.TryGetValue(r.KeyId, out var known) || at > known) latest[r.KeyId] = at;
+        }
+        return WriteAsync(s =>
+        {
+            bool changed = false;
+            var keys = new StoredKey[s.Keys.Count];
+            for (int i = 0; i < keys.Length; i++)
+            {
+                var k = s.Keys[i];
+                bool later = latest.TryGetValue(k.Id, out var at) && (k.LastUsedAt is not { } old || at > old);
+                keys[i] = later ? k with { LastUsedAt = at } : k;
+                changed |= later;
+            }
+            // Nothing moved forward (unknown ids, older reports): the same state, and no file write.
+            return (changed ? s with { Keys = keys } : s, true);
+        }, ct);
+    }
+
     private static StoredKey[] SortKeys(IEnumerable<StoredKey> keys) =>
         keys.OrderBy(k => k.CreatedAt).ThenBy(k => k.Id.ToString(), StringComparer.Ordinal).ToArray();
 

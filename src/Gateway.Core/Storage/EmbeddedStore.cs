@@ -83,13 +83,15 @@ public sealed partial class EmbeddedStore : IStore
 
     private EmbeddedStateFile State => Volatile.Read(ref _state);
 
-    /// <summary>Runs one write: computes the next state from the current one, persists it, then publishes it.</summary>
+    /// <summary>Runs one write: computes the next state from the current one, persists it, then publishes it. A change that returns
+    /// the current state object writes nothing.</summary>
     private async Task<T> WriteAsync<T>(Func<EmbeddedStateFile, (EmbeddedStateFile Next, T Result)> change, CancellationToken ct)
     {
         await _writer.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             var (next, result) = change(_state);
+            if (ReferenceEquals(next, _state)) return result; // a change that changes nothing costs no file write
             var bytes = JsonSerializer.SerializeToUtf8Bytes(next, EmbeddedStateJson.Default.EmbeddedStateFile);
             try { AtomicFile.Write(FilePath, bytes); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)

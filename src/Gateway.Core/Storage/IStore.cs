@@ -39,6 +39,12 @@ public interface IStore : IAsyncDisposable
     /// </summary>
     Task RecordBackendHealthAsync(IReadOnlyList<BackendHealthReport> reports, CancellationToken ct = default);
 
+    /// <summary>
+    /// Moves each reported key's <c>last_used_at</c> forward to the reported time, never backwards (instances flush in any order);
+    /// ids the store does not hold are ignored. Not an admin change: no snapshot rebuild.
+    /// </summary>
+    Task RecordKeyUsageAsync(IReadOnlyList<KeyUsageReport> reports, CancellationToken ct = default);
+
     /// <summary>Everything a <see cref="Routing.Snapshot"/> is built from.</summary>
     Task<StoreContents> LoadAllAsync(CancellationToken ct = default);
 }

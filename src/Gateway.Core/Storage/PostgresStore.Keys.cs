@@ -94,6 +94,22 @@ public sealed partial class PostgresStore
 
     public Task<StoredKey> RevokeKeyAsync(Guid id, CancellationToken ct = default) => UpdateKeyAsync(id, new KeyPatch { Active = false }, ct);
 
+    public async Task RecordKeyUsageAsync(IReadOnlyList<KeyUsageReport> reports, CancellationToken ct = default)
+    {
+        if (reports.Count == 0) return;
+        try
+        {
+            // One statement per batch; GREATEST keeps the latest use whichever instance flushes last.
+            await using var cmd = dataSource.CreateCommand(
+                "UPDATE api_keys k SET last_used_at = GREATEST(COALESCE(k.last_used_at, '-infinity'), u.used_at) " +
+                "FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, used_at) WHERE k.id = u.id");
+            cmd.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = reports.Select(r => r.KeyId).ToArray() });
+            cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]> { TypedValue = reports.Select(r => r.LastUsedAt.ToUniversalTime()).ToArray() });
+            await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
+    }
+
     private static async Task<List<StoredKey>> ReadKeysAsync(NpgsqlConnection conn, string? where, NpgsqlParameter? arg, CancellationToken ct)
     {
         await using var cmd = new NpgsqlCommand(

@@ -113,3 +113,6 @@ public readonly record struct Set<T>(T Value);
 
 /// <summary>One backend's health as an instance's checks see it. <see cref="ServedModelId"/> is the model's <c>model_id</c> (what vLLM serves).</summary>
 public sealed record BackendHealthReport(string ServedModelId, string Url, bool Healthy, DateTimeOffset CheckedAt);
+
+/// <summary>A key's last use as one instance saw it; the store keeps the latest of all reports (<c>api_keys.last_used_at</c>).</summary>
+public sealed record KeyUsageReport(Guid KeyId, DateTimeOffset LastUsedAt);

@@ -40,5 +40,7 @@ internal sealed class CountingStore(IStore inner) : IStore
     public Task<StoredKey> RevokeKeyAsync(Guid id, CancellationToken ct = default) => inner.RevokeKeyAsync(id, ct);
     public Task RecordBackendHealthAsync(IReadOnlyList<BackendHealthReport> reports, CancellationToken ct = default) =>
         inner.RecordBackendHealthAsync(reports, ct);
+    public Task RecordKeyUsageAsync(IReadOnlyList<KeyUsageReport> reports, CancellationToken ct = default) =>
+        inner.RecordKeyUsageAsync(reports, ct);
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 }

@@ -45,4 +45,16 @@ public sealed class EmbeddedStoreContractTests : StoreContractTests, IDisposable
         Assert.Single(all.Models[0].Backends);
         Assert.False(Assert.Single(all.Keys).Active);
     }
+
+    [Fact]
+    public async Task Key_usage_is_on_disk_when_it_returns()
+    {
+        var k = await Store.CreateKeyAsync(Key("k"));
+        var at = new DateTimeOffset(2026, 11, 27, 10, 0, 0, TimeSpan.Zero).AddTicks(10);
+        await Store.RecordKeyUsageAsync([new KeyUsageReport(k.Id, at)]);
+        await Store.DisposeAsync();
+
+        await using var reopened = EmbeddedStore.Open(_dir);
+        Assert.Equal(at, Assert.Single((await reopened.LoadAllAsync()).Keys).LastUsedAt);
+    }
 }
