@@ -11,20 +11,26 @@ public static class Authenticator
     /// <summary>
     /// Step 3 with the scaled-out fallback: a well-formed key missing from the snapshot is looked up through <paramref name="resolver"/>
     /// (bounded; see <see cref="UnknownKeyResolver"/>). Returns the snapshot the request goes on with: the current one, or the one
-    /// reloaded to include the key found. Synchronous, with no allocation, whenever the snapshot answers.
+    /// reloaded to include the key found. Synchronous, with no allocation, whenever the snapshot answers. An admitted key's
+    /// <see cref="KeyEntry.Usage"/> records the time (persisted later by the control plane, never here).
     /// </summary>
     public static ValueTask<(OpenAiError? Error, KeyEntry? Key, Snapshot Snapshot)> AuthenticateAsync(StringValues authorization,
         SnapshotHolder snapshots, UnknownKeyResolver? resolver)
     {
         var snapshot = snapshots.Current!;
-        var error = Authenticate(authorization, snapshot, DateTimeOffset.UtcNow, out var key, out var unknown);
+        var now = DateTimeOffset.UtcNow;
+        var error = Authenticate(authorization, snapshot, now, out var key, out var unknown);
         if (unknown is { } hash && resolver is not null) return ResolveAsync(resolver, hash, snapshots);
+        key?.Usage.Touch(now);
         return new((error, key, snapshot));
     }
 
     private static async ValueTask<(OpenAiError?, KeyEntry?, Snapshot)> ResolveAsync(UnknownKeyResolver resolver, KeyHash hash, SnapshotHolder snapshots)
     {
-        var error = Admit(await resolver.ResolveAsync(hash).ConfigureAwait(false), DateTimeOffset.UtcNow, out var key);
+        var entry = await resolver.ResolveAsync(hash).ConfigureAwait(false);
+        var now = DateTimeOffset.UtcNow;
+        var error = Admit(entry, now, out var key);
+        key?.Usage.Touch(now);
         return (error, key, snapshots.Current!); // a key found in the store came with a reload: this snapshot has it
     }
 

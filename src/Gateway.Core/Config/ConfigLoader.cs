@@ -167,6 +167,7 @@ public static partial class ConfigLoader
             DatabaseMaxIdleConns = Int(f.Database?.MaxIdleConns, "database.max_idle_conns", 10, 0, 10_000),
             RedisUrl = Env("REDIS_URL") ?? NullIfEmpty(f.Redis?.Url),
             AdminKey = Env("ADMIN_API_KEY") ?? NullIfEmpty(f.Auth?.AdminKey),
+            KeyLastUsedFlushInterval = Limit(f.Auth?.LastUsedFlushInterval, "auth.last_used_flush_interval", TimeSpan.FromSeconds(30)),
             DefaultRpm = defaultRpm,
             DefaultTpm = defaultTpm,
             RateLimitWindow = Duration(f.RateLimits?.Window, "rate_limits.window", TimeSpan.FromMinutes(1)) is { } w && w > TimeSpan.Zero

@@ -9,6 +9,11 @@ public sealed record GatewayOptions
     public int DatabaseMaxIdleConns { get; init; } = 10;
     public string? RedisUrl { get; init; }
     public string? AdminKey { get; init; }
+    /// <summary>
+    /// <c>auth.last_used_flush_interval</c>: how often keys' last-use times go to the store (and so how late the admin API's
+    /// <c>last_used_at</c> may be). The request path only stores a timestamp in memory.
+    /// </summary>
+    public TimeSpan KeyLastUsedFlushInterval { get; init; } = TimeSpan.FromSeconds(30);
     public long DefaultRpm { get; init; } = 60;
     public long DefaultTpm { get; init; } = 100_000;
     /// <summary>The sliding window of every limit; a minute in production, shorter in tests.</summary>

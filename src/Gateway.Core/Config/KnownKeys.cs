@@ -12,7 +12,7 @@ internal static class KnownKeys
         ["server"] = ["host", "port", "read_timeout", "write_timeout", "idle_timeout", "shutdown_timeout", "max_body_bytes", "inline_io", "io_threads", "transport"],
         ["database"] = ["url", "max_open_conns", "max_idle_conns"],
         ["redis"] = ["url"],
-        ["auth"] = ["admin_key"],
+        ["auth"] = ["admin_key", "last_used_flush_interval"],
         ["rate_limits"] = ["default_rpm", "default_tpm", "window", "redis_timeout"],
         ["health_check"] = ["interval", "timeout", "healthy_threshold", "unhealthy_threshold"],
         ["registry"] = ["cache_refresh_interval"],

@@ -46,7 +46,11 @@ public sealed class TomlDatabase
 }
 
 public sealed class TomlRedis { public string? Url { get; set; } }
-public sealed class TomlAuth { public string? AdminKey { get; set; } }
+public sealed class TomlAuth
+{
+    public string? AdminKey { get; set; }
+    public string? LastUsedFlushInterval { get; set; }
+}
 
 public sealed class TomlRateLimits
 {

@@ -53,6 +53,8 @@ public sealed class ControlPlane : IAsyncDisposable
     }
 
     public IStore Store { get; }
+    /// <summary>Every stored key's last-use slot; snapshots built here hand them to their keys (see <see cref="KeyUsageWriter"/>).</summary>
+    public KeyUsageRegistry KeyUsage { get; } = new();
     /// <summary>The scaled-out lookup for keys missing from the snapshot; null in embedded mode, where the snapshot is complete.</summary>
     public UnknownKeyResolver? KeyResolver { get; }
     /// <summary>This instance's id in invalidation messages (its own are ignored).</summary>
@@ -78,8 +80,8 @@ public sealed class ControlPlane : IAsyncDisposable
         {
             if (Volatile.Read(ref _completed) >= ticket) return;
             long covers = Volatile.Read(ref _requested);
-            var snapshot = await SnapshotBuilder.BuildAsync(Store, _snapshots.Current, _health, _options.DefaultRpm, _options.DefaultTpm, ct)
-                .ConfigureAwait(false);
+            var snapshot = await SnapshotBuilder.BuildAsync(Store, _snapshots.Current, _health, _options.DefaultRpm, _options.DefaultTpm,
+                KeyUsage, ct).ConfigureAwait(false);
             _prepare(snapshot);
             _snapshots.Swap(snapshot);
             Interlocked.Increment(ref _reloads);

@@ -57,6 +57,8 @@ public sealed class GatewayHost : IAsyncDisposable
             _healthChecker.StateChanged += (_, _, _) => HealthWriter.OnFlip();
             _healthChecker.RoundCompleted += HealthWriter.OnRound;
         }
+        if (Control is not null)
+            KeyUsageWriter = new KeyUsageWriter(store!, Control.KeyUsage, Log, options.KeyLastUsedFlushInterval);
         var proxy = new ProxyHandler(Snapshots, _upstream, Limiter, options, Metrics, Log, Control?.KeyResolver, _drainExpired.Token);
         Admin = new AdminApi(options, Control, Health, Log);
         Application = new GatewayApplication(Snapshots, proxy, Metrics, Log, Control?.KeyResolver, Admin);
@@ -95,6 +97,8 @@ public sealed class GatewayHost : IAsyncDisposable
     public ControlPlane? Control { get; }
     /// <summary>Writes backend health into the store; null without a store or without active checks.</summary>
     public BackendHealthWriter? HealthWriter { get; }
+    /// <summary>Persists keys' last-use times every <c>auth.last_used_flush_interval</c> and at shutdown; null without a store.</summary>
+    public KeyUsageWriter? KeyUsageWriter { get; }
     /// <summary>The admin API; off (404 with the reason) without a store or without an admin key.</summary>
     public AdminApi Admin { get; }
     public SnapshotHolder Snapshots { get; }
@@ -121,6 +125,7 @@ public sealed class GatewayHost : IAsyncDisposable
         await _server.StartAsync(Application, cancellationToken);
         _healthChecker?.Start();
         HealthWriter?.Start();
+        KeyUsageWriter?.Start();
     }
 
     /// <summary>
@@ -152,6 +157,8 @@ public sealed class GatewayHost : IAsyncDisposable
         if (_healthChecker is not null) await _healthChecker.DisposeAsync();
         if (Limiter is IAsyncDisposable limiter) await limiter.DisposeAsync();
         if (HealthWriter is not null) await HealthWriter.DisposeAsync();
+        // After the server (no request can use a key any more), before the control plane closes the store: the final flush.
+        if (KeyUsageWriter is not null) await KeyUsageWriter.DisposeAsync();
         if (Control is not null) await Control.DisposeAsync();
         if (_redis is not null) await _redis.DisposeAsync();
         _upstream.Dispose();

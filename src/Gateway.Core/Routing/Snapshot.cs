@@ -163,6 +163,9 @@ public sealed class KeyEntry
     /// <summary>The key's limits with the configured defaults applied (a key's null or 0 means "the default").</summary>
     public Limits.RateLimits Limits { get; init; }
 
+    /// <summary>When the key was last used; a stored key's slot is shared across snapshots (see <see cref="KeyUsageRegistry"/>).</summary>
+    public KeyUsage Usage { get; init; } = new(Guid.Empty);
+
     /// <summary>The in-process limiter's cached windows for this key (see <see cref="Limits.LimiterSlot"/>).</summary>
     public Limits.LimiterSlot LimiterSlot { get; } = new();
 

@@ -13,19 +13,20 @@ namespace Gateway.Routing;
 public static class SnapshotBuilder
 {
     public static async Task<Snapshot> BuildAsync(IStore store, Snapshot? previous = null, BackendHealthRegistry? health = null,
-        long defaultRpm = 0, long defaultTpm = 0, CancellationToken ct = default) =>
-        FromStore(await store.LoadAllAsync(ct).ConfigureAwait(false), previous, health, defaultRpm, defaultTpm);
+        long defaultRpm = 0, long defaultTpm = 0, KeyUsageRegistry? usage = null, CancellationToken ct = default) =>
+        FromStore(await store.LoadAllAsync(ct).ConfigureAwait(false), previous, health, defaultRpm, defaultTpm, usage);
 
     /// <param name="previous">Balancer state carries over from it, matched by alias and backend URL.</param>
     /// <param name="health">Backend health outlives snapshots; null gives every backend fresh (healthy) state.</param>
     /// <param name="defaultRpm">Applied to keys whose own limit is null or 0, as for config keys.</param>
+    /// <param name="usage">Last-use slots that outlive snapshots; null leaves each key a slot nobody persists.</param>
     public static Snapshot FromStore(StoreContents contents, Snapshot? previous = null, BackendHealthRegistry? health = null,
-        long defaultRpm = 0, long defaultTpm = 0)
+        long defaultRpm = 0, long defaultTpm = 0, KeyUsageRegistry? usage = null)
     {
         var models = contents.Models.Select(m =>
             ModelEntry.Create(ToConfig(m), m.CreatedAt.ToUnixTimeSeconds(), previous?.FindModel(m.Name), health));
         // A row whose hash does not parse can never match a request; leave it out rather than fail the whole snapshot.
-        var keys = contents.Keys.Where(k => KeyHash.TryParseHex(k.KeyHash, out _)).Select(k => ToEntry(k, defaultRpm, defaultTpm));
+        var keys = contents.Keys.Where(k => KeyHash.TryParseHex(k.KeyHash, out _)).Select(k => ToEntry(k, defaultRpm, defaultTpm, usage));
         return new Snapshot(models, keys, (previous?.Version ?? 0) + 1);
     }
 
@@ -62,7 +63,7 @@ public static class SnapshotBuilder
         return null;
     }
 
-    internal static KeyEntry ToEntry(StoredKey k, long defaultRpm, long defaultTpm)
+    internal static KeyEntry ToEntry(StoredKey k, long defaultRpm, long defaultTpm, KeyUsageRegistry? usage = null)
     {
         KeyHash.TryParseHex(k.KeyHash, out var hash);
         return new KeyEntry
@@ -77,6 +78,7 @@ public static class SnapshotBuilder
             ExpiresAt = k.ExpiresAt,
             Active = k.Active,
             Limits = Limits.RateLimits.ForKey(k.RpmLimit, k.TpmLimit, defaultRpm, defaultTpm),
+            Usage = usage?.For(k.Id) ?? new KeyUsage(Guid.Empty),
         };
     }
 

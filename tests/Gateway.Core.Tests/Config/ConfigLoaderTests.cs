@@ -53,6 +53,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal(3, o.HealthCheck.HealthyThreshold);
         Assert.Equal(1, o.HealthCheck.UnhealthyThreshold);
         Assert.Equal(TimeSpan.FromSeconds(30), o.CacheRefreshInterval);
+        Assert.Equal(TimeSpan.FromSeconds(30), o.KeyLastUsedFlushInterval);
         Assert.Equal(0, o.Server.IoThreads);
         Assert.Equal("info", o.LogLevel);
         Assert.Equal("json", o.LogFormat);
@@ -64,6 +65,10 @@ public sealed class ConfigLoaderTests
         Assert.Equal(TimeSpan.FromSeconds(120), o.Proxy.StreamIdleTimeout);
         Assert.Equal(UpstreamClientKind.Http1, o.Proxy.UpstreamClient);
     }
+
+    [Fact]
+    public void Last_used_flush_interval_is_read_from_auth() =>
+        Assert.Equal(TimeSpan.FromMinutes(1), Load("[auth]\nlast_used_flush_interval = \"1m\"").KeyLastUsedFlushInterval);
 
     [Fact]
     public void Upstream_timeouts_are_read_from_proxy()
@@ -115,6 +120,7 @@ public sealed class ConfigLoaderTests
     [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\nlb = \"round_robin\"", "models[0].lb: 'round_robin' is not one of wrr, p2c")]
     [InlineData("[[models]]\nname = \"a\"\nmodel_id = \"x\"\nlb = 2", "line 4")]
     [InlineData("[proxy]\nstream_idle_timeout = \"0s\"", "proxy.stream_idle_timeout: '0s' must be longer than zero")]
+    [InlineData("[auth]\nlast_used_flush_interval = \"0s\"", "auth.last_used_flush_interval: '0s' must be longer than zero")]
     [InlineData("[proxy]\nfirst_byte_timeout = \"soon\"", "proxy.first_byte_timeout: 'soon' is not a duration")]
     [InlineData("[proxy]\nresponse_headers_timeout = \"5s\"", "proxy.response_headers_timeout: unknown key")]
     [InlineData("[proxy]\nupstream_client = \"h2\"", "proxy.upstream_client: 'h2' is not one of sockets, http1")]

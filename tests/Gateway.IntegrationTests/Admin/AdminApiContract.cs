@@ -38,6 +38,11 @@ public abstract partial class AdminApiContract : IAsyncLifetime
     /// <summary>Makes the running gateway's store fail from now on, as a database or disk that went away.</summary>
     protected abstract Task BreakStoreAsync();
 
+    /// <summary>Makes the running gateway's key writes fail until <see cref="ResumeStoreAsync"/>, as a store away for a while.</summary>
+    protected abstract Task InterruptStoreAsync();
+
+    protected abstract Task ResumeStoreAsync();
+
     public async Task InitializeAsync()
     {
         Sim = await VllmSimulator.StartAsync(new SimulatorOptions { Port = 0, Models = [SeedModelId, ConfigModelId], Tokens = 5 });
@@ -57,6 +62,7 @@ public abstract partial class AdminApiContract : IAsyncLifetime
         DefaultRpm = 0,
         DefaultTpm = 0,
         AdminKey = AdminKey,
+        KeyLastUsedFlushInterval = TimeSpan.FromHours(1), // tests flush (Gateway.KeyUsageWriter) or stop when they mean to
         Models = [new ModelConfig { Name = ConfigModel, ModelId = ConfigModelId, Backends = [new BackendConfig { Url = Sim.BaseUrl }] }],
         Keys = [new KeyConfig { Name = "cfg-key", KeyHashHex = ApiKey.HashHex(ConfigKey), KeyPrefix = ApiKey.DisplayPrefix(ConfigKey) }],
     };

@@ -1,6 +1,8 @@
 using Gateway.IntegrationTests.Fixtures;
 using Gateway.Storage;
 using Gateway.Testing;
+using System.Net;
+using Gateway.Http;
 using Npgsql;
 
 namespace Gateway.IntegrationTests.Admin;
@@ -22,6 +24,19 @@ public sealed class EmbeddedAdminApiTests : AdminApiContract, IDisposable
     protected override Task BreakStoreAsync()
     {
         Directory.Delete(_dir, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The directory goes away (the next write cannot create its temp file) and comes back empty; the store keeps its state in memory.</summary>
+    protected override Task InterruptStoreAsync()
+    {
+        Directory.Delete(_dir, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    protected override Task ResumeStoreAsync()
+    {
+        Directory.CreateDirectory(_dir);
         return Task.CompletedTask;
     }
 
@@ -49,6 +64,41 @@ public sealed class PostgresAdminApiTests(PostgresFixture pg) : AdminApiContract
     {
         _connectionString = null; // the next open creates and migrates a new database
         return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task An_older_use_flushed_last_by_another_instance_never_moves_last_used_at_back()
+    {
+        var (key, id) = await CreateKey();
+        await using var other = new GatewayHost(BaseOptions(), Stream.Null, await OpenStoreAsync());
+        await other.StartAsync();
+        using var otherClient = GatewayFixture.ClientFor(other);
+        using (var request = new HttpRequestMessage(HttpMethod.Get, "/v1/models"))
+        {
+            request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + key);
+            using var response = await otherClient.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        await Task.Delay(20);
+        Assert.Equal(200, (await V1Models(key)).Status); // the newer use, on this instance
+
+        Assert.Equal(1, await FlushKeyUsage());
+        var newer = await LastUsed(id);
+        Assert.Equal(1, await other.KeyUsageWriter!.FlushAsync()); // the older use arrives last
+        Assert.Equal(newer, await LastUsed(id));
+    }
+
+    /// <summary>The keys table is renamed away, then back: statements on it fail meanwhile.</summary>
+    protected override Task InterruptStoreAsync() => ExecuteAsync("ALTER TABLE api_keys RENAME TO api_keys_away");
+
+    protected override Task ResumeStoreAsync() => ExecuteAsync("ALTER TABLE api_keys_away RENAME TO api_keys");
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using var conn = new NpgsqlConnection(_connectionString);
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        await cmd.ExecuteNonQueryAsync();
     }
 
     /// <summary>The database is dropped under the running gateway (connections terminated): every statement fails from now on.</summary>
