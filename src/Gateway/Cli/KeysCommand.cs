@@ -62,10 +62,10 @@ internal static class KeysCommand
             }
             else if (args[0] == "list")
             {
-                Console.Out.WriteLine("ID                                    PREFIX       ACTIVE  RPM     TPM       EXPIRES               MODELS  NAME");
+                Console.Out.WriteLine("ID                                    PREFIX       ACTIVE  RPM     TPM       EXPIRES               LAST USED             MODELS  NAME");
                 foreach (var k in await store.ListKeysAsync())
                     Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{k.Id}  {k.KeyPrefix,-11}  {(k.Active ? "yes" : "no"),-6}  {Num(k.RpmLimit),-6}  {Num(k.TpmLimit),-8}  {(k.ExpiresAt?.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture) ?? "-"),-20}  {(k.AllowedModels.Count == 0 ? "*" : string.Join(',', k.AllowedModels))}  {k.Name}"));
+                        $"{k.Id}  {k.KeyPrefix,-11}  {(k.Active ? "yes" : "no"),-6}  {Num(k.RpmLimit),-6}  {Num(k.TpmLimit),-8}  {Time(k.ExpiresAt),-20}  {Time(k.LastUsedAt),-20}  {(k.AllowedModels.Count == 0 ? "*" : string.Join(',', k.AllowedModels))}  {k.Name}"));
             }
             else
             {
@@ -82,6 +82,8 @@ internal static class KeysCommand
     }
 
     private static string Num(long? v) => v?.ToString(CultureInfo.InvariantCulture) ?? "-";
+
+    private static string Time(DateTimeOffset? t) => t?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture) ?? "-";
 
     private static bool TryParseCreate(Dictionary<string, string> flags, out NewKey? key, out string error)
     {

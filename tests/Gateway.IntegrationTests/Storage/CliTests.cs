@@ -58,8 +58,11 @@ public sealed class CliTests(PostgresFixture pg) : IDisposable
             Assert.Equal(["qwen", "llama"], stored.AllowedModels);
             Assert.Equal(10, stored.RpmLimit);
 
+            await store.RecordKeyUsageAsync([new KeyUsageReport(stored.Id, new DateTimeOffset(2030, 5, 6, 7, 8, 9, TimeSpan.FromHours(2)))]);
             var list = await Gateway("keys", "list", "--config", config);
             Assert.Contains(stored.Id.ToString(), list.StdOut, StringComparison.Ordinal);
+            var row = list.StdOut.Split('\n').Single(l => l.StartsWith(stored.Id.ToString(), StringComparison.Ordinal));
+            Assert.Contains("2031-01-01T00:00:00Z  2030-05-06T05:08:09Z  qwen,llama  ops", row, StringComparison.Ordinal); // expires, last used (UTC)
             Assert.DoesNotContain(stored.KeyHash, list.StdOut, StringComparison.Ordinal);
             Assert.DoesNotContain(key, list.StdOut, StringComparison.Ordinal);
 
