@@ -88,7 +88,7 @@ public sealed class GatewayHost : IAsyncDisposable
             if (model.ModelId == modelId)
                 foreach (var backend in model.Backends)
                     if (string.Equals(backend.Url, url.TrimEnd('/'), StringComparison.OrdinalIgnoreCase))
-                        Metrics.For(model, backend).Health.Set(healthy && backend.Active ? 1 : 0);
+                        Metrics.For(model, backend).Health.Set(healthy && backend.Active && model.Active ? 1 : 0); // as Attach has it
         Log.Info($"backend {url} for {modelId} is now {(healthy ? "healthy" : "unhealthy")}");
     }
 

@@ -51,6 +51,32 @@ public sealed class HealthRoutingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task An_inactive_models_backend_reads_0_in_metrics_also_when_its_checks_turn_healthy()
+    {
+        var simulatorOptions = new SimulatorOptions { Port = 0, NotReady = true };
+        await using var sim = await VllmSimulator.StartAsync(simulatorOptions);
+        var options = GatewayFixture.BuildOptions(sim.BaseUrl) with
+        {
+            HealthCheck = new HealthCheckOptions { Interval = TimeSpan.FromMilliseconds(50), Timeout = TimeSpan.FromSeconds(3), HealthyThreshold = 1, UnhealthyThreshold = 1 },
+            Models = [new ModelConfig { Name = "qwen", ModelId = GatewayFixture.ModelId, Active = false, Backends = [new BackendConfig { Url = sim.BaseUrl }] }],
+        };
+        await using var gateway = new GatewayHost(options);
+        await gateway.StartAsync();
+        using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.Port}") };
+        async Task Until(bool healthy)
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (gateway.Health.For(GatewayFixture.ModelId, sim.BaseUrl).Healthy != healthy && DateTime.UtcNow < deadline) await Task.Delay(20);
+            Assert.Equal(healthy, gateway.Health.For(GatewayFixture.ModelId, sim.BaseUrl).Healthy);
+        }
+        await Until(healthy: false); // the model is not served yet
+        simulatorOptions.NotReady = false;
+        await Until(healthy: true); // the checks flip back, for a model that is still inactive
+        var text = await client.GetStringAsync("/metrics");
+        Assert.Contains($"gateway_backend_health{{model=\"qwen\",backend_url=\"{sim.BaseUrl}\"}} 0", text);
+    }
+
+    [Fact]
     public async Task No_healthy_backend_is_a_503()
     {
         await using var loading = await VllmSimulator.StartAsync(new SimulatorOptions { Port = 0, NotReady = true });
