@@ -136,6 +136,9 @@ internal static class EventLoops
         }
     }
 
+    /// <summary>How many loops the process runs (starting them if need be).</summary>
+    public static int Count => (s_loops ?? Start()).Length;
+
     /// <summary>The next loop in turn, for a new connection.</summary>
     public static EventLoop Next()
     {
