@@ -28,8 +28,13 @@ public sealed class KeyUsage(Guid keyId)
     {
         long ticks = now.UtcTicks;
         long seen = Volatile.Read(ref _lastUsedTicks);
-        // A lost race means another request stored a time within the same millisecond or later: nothing to add.
-        if (ticks - seen >= ResolutionTicks) Interlocked.CompareExchange(ref _lastUsedTicks, ticks, seen);
+        // A lost race may have stored an older time (a request that read the clock earlier): try again against what won.
+        while (ticks - seen >= ResolutionTicks)
+        {
+            long won = Interlocked.CompareExchange(ref _lastUsedTicks, ticks, seen);
+            if (won == seen) return;
+            seen = won;
+        }
     }
 }
 

@@ -55,6 +55,9 @@ public sealed class KeyUsageWriter : IAsyncDisposable
                 long ticks = usage.LastUsedTicks;
                 if (ticks > usage.FlushedTicks) pending.Add((usage, ticks));
             }
+            // In key order: every instance then locks the rows of its multi-row UPDATE in the same order, so two flushes that
+            // overlap wait for each other instead of deadlocking (a dictionary's order differs between processes).
+            pending.Sort(static (a, b) => a.Usage.KeyId.CompareTo(b.Usage.KeyId));
             for (int start = 0; start < pending.Count; start += BatchSize)
             {
                 var batch = pending.GetRange(start, Math.Min(BatchSize, pending.Count - start));

@@ -133,34 +133,38 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
     /// <summary>GET /v1/models: the snapshot's active models, filtered by the key's allowed models, in the seed's shape.</summary>
     private async Task ListModelsAsync(Exchange exchange, RequestRecord record)
     {
-        var (authError, key, snapshot) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshots, keyResolver);
-        if (authError is { } error)
-        {
-            await exchange.WriteErrorAsync(error);
-            return;
-        }
-        record.KeyPrefix = key!.KeyPrefix;
-        await proxy.ApplyRateLimitHeadersAsync(exchange, key!); // listing models is not a counted request; the key's windows are reported
+        if (await AuthorizeModelsAsync(exchange, record) is not var (key, snapshot)) return;
         using var buffer = new PooledBuffer(1024);
-        ModelList.Write(snapshot, key!, buffer);
+        ModelList.Write(snapshot, key, buffer);
         await exchange.WriteBodyAsync(200, "application/json", buffer.WrittenMemory);
     }
 
     /// <summary>GET /v1/models/{model}: one entry of the list (the SDKs' models.retrieve); 404 for a model the list would not show.</summary>
     private async Task RetrieveModelAsync(Exchange exchange, RequestRecord record)
     {
+        if (await AuthorizeModelsAsync(exchange, record) is not var (key, snapshot)) return;
+        // SDKs escape the id as one path segment. Kestrel has decoded the path but for %2F (so "a%2Fb" is not two segments): that
+        // one escape is restored, and nothing is decoded twice ("q%2577en" is the alias "q%77en", not "qwen").
+        var alias = exchange.Path[ModelPrefix.Length..].Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
+        using var buffer = new PooledBuffer(256);
+        if (ModelList.TryWriteOne(snapshot, key, alias, buffer)) await exchange.WriteBodyAsync(200, "application/json", buffer.WrittenMemory);
+        else await exchange.WriteErrorAsync(OpenAiError.ModelNotFound(alias));
+    }
+
+    /// <summary>
+    /// The models routes' step 3: the key (its prefix logged), or null once the 401 is written. Listing is not a counted request;
+    /// the key's windows are reported in the rate-limit headers.
+    /// </summary>
+    private async Task<(KeyEntry Key, Snapshot Snapshot)?> AuthorizeModelsAsync(Exchange exchange, RequestRecord record)
+    {
         var (authError, key, snapshot) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshots, keyResolver);
         if (authError is { } error)
         {
             await exchange.WriteErrorAsync(error);
-            return;
+            return null;
         }
         record.KeyPrefix = key!.KeyPrefix;
-        await proxy.ApplyRateLimitHeadersAsync(exchange, key!);
-        // SDKs escape the id as one path segment: an alias with a '/' arrives as %2F, which Kestrel leaves encoded.
-        var alias = Uri.UnescapeDataString(exchange.Path[ModelPrefix.Length..]);
-        using var buffer = new PooledBuffer(256);
-        if (ModelList.TryWriteOne(snapshot, key!, alias, buffer)) await exchange.WriteBodyAsync(200, "application/json", buffer.WrittenMemory);
-        else await exchange.WriteErrorAsync(OpenAiError.ModelNotFound(alias));
+        await proxy.ApplyRateLimitHeadersAsync(exchange, key);
+        return (key, snapshot);
     }
 }

@@ -177,7 +177,8 @@ public abstract class ProxyTests(GatewayFixture fx) : SimulatorResetting(fx)
         Assert.Equal("model", body.GetProperty("object").GetString());
         // Not allowed for the key, unknown, or the backend's id rather than the alias: as absent as in the list.
         foreach (var (path, key) in new[] { ("/v1/models/qwen", GatewayFixture.OtherModelKey), ("/v1/models/nope", GatewayFixture.Key),
-                     ("/v1/models/Qwen%2FQwen2.5-7B-Instruct", GatewayFixture.Key) })
+                     ("/v1/models/Qwen%2FQwen2.5-7B-Instruct", GatewayFixture.Key),
+                     ("/v1/models/q%2577en", GatewayFixture.Key) }) // the alias "q%77en": decoded once, it is not "qwen"
         {
             (status, body) = await Get(path, key);
             Assert.Equal(404, status);
