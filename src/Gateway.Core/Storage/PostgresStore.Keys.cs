@@ -99,10 +99,12 @@ public sealed partial class PostgresStore
         if (reports.Count == 0) return;
         try
         {
-            // One statement per batch; GREATEST keeps the latest use whichever instance flushes last.
+            // One statement per batch. Only a later use is written, whichever instance flushes last; a row that would not move is
+            // left alone (no new row version, no lock held for it).
             await using var cmd = dataSource.CreateCommand(
-                "UPDATE api_keys k SET last_used_at = GREATEST(COALESCE(k.last_used_at, '-infinity'), u.used_at) " +
-                "FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, used_at) WHERE k.id = u.id");
+                "UPDATE api_keys k SET last_used_at = u.used_at " +
+                "FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, used_at) " +
+                "WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.used_at)");
             cmd.Parameters.Add(new NpgsqlParameter<Guid[]> { TypedValue = reports.Select(r => r.KeyId).ToArray() });
             cmd.Parameters.Add(new NpgsqlParameter<DateTimeOffset[]> { TypedValue = reports.Select(r => r.LastUsedAt.ToUniversalTime()).ToArray() });
             await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
