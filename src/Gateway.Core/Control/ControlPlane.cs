@@ -139,16 +139,36 @@ public sealed class ControlPlane : IAsyncDisposable
         catch (OperationCanceledException) { }
     }
 
+    /// <summary>Waits before each retry of a failed reload: under a second in all.</summary>
+    private static readonly TimeSpan[] ReloadRetryDelays =
+        [TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(400)];
+
+    /// <summary>
+    /// A reload that fails is tried again a few times at once: after a PostgreSQL restart every pooled connection is dead, and each
+    /// attempt uses up one (57P01) before a fresh one is opened. Without this, an invalidation met by a dead connection was lost,
+    /// and a revoked key kept working here until the next periodic refresh.
+    /// </summary>
     private async Task ReloadQuietlyAsync(string why)
     {
-        try
+        for (int attempt = 0; ; attempt++)
         {
-            await ReloadAsync(_stop.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested) { }
-        catch (Exception e)
-        {
-            _log.Warn($"registry {why} failed, serving the previous snapshot: {(e is StoreException s ? s.Message : e.GetType().Name)}");
+            try
+            {
+                await ReloadAsync(_stop.Token).ConfigureAwait(false);
+                return;
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested) { return; }
+            catch (Exception e)
+            {
+                if (attempt < ReloadRetryDelays.Length)
+                {
+                    try { await Task.Delay(ReloadRetryDelays[attempt], _stop.Token).ConfigureAwait(false); }
+                    catch (OperationCanceledException) { return; }
+                    continue;
+                }
+                _log.Warn($"registry {why} failed, serving the previous snapshot: {(e is StoreException s ? s.Message : e.GetType().Name)}");
+                return;
+            }
         }
     }
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using Gateway.Auth;
 using Gateway.Config;
+using Gateway.Control;
 using Gateway.Http;
 using Gateway.IntegrationTests.Fixtures;
 using Gateway.Routing;
@@ -117,6 +118,31 @@ public sealed class SharedRegistryTests(PostgresFixture pg, RedisFixture redis, 
         await Write(() => store.DeleteModelAsync(model.Id));
         timings.Add($"model deleted {(await TimeUntil(b, s => s.FindModel("m2") is null, limit)).TotalMilliseconds:0.0} ms");
         output.WriteLine("instance A write → visible on instance B (Redis pub/sub): " + string.Join(", ", timings));
+    }
+
+    [Fact]
+    public async Task An_invalidation_met_by_dead_pooled_connections_is_retried()
+    {
+        // As after a PostgreSQL restart: every connection B's pool holds is gone. The refresh interval is an hour, so only the
+        // invalidation can bring the revocation to B in time.
+        var (b, _) = await StartAsync(TimeSpan.FromHours(1));
+        var plaintext = ApiKey.Generate();
+        KeyHash.TryParseHex(ApiKey.HashHex(plaintext), out var hash);
+        await using var writer = PostgresStore.Open(_db, 2);
+        var key = await writer.CreateKeyAsync(new NewKey { KeyHash = ApiKey.HashHex(plaintext), KeyPrefix = ApiKey.DisplayPrefix(plaintext), Name = "k" });
+        await b.Control!.ReloadAsync(default);
+        Assert.NotNull(b.Snapshots.Current!.FindKey(hash));
+
+        await using (var admin = DatabaseUrl.CreateDataSource(_db, 1))
+        await using (var kill = admin.CreateCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            Assert.True((long)(await kill.ExecuteScalarAsync())! >= 1); // B's pooled connections (and the writer's)
+
+        await using var fresh = PostgresStore.Open(_db, 2);
+        await fresh.RevokeKeyAsync(key.Id);
+        var publisher = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        await using (publisher)
+            await publisher.GetSubscriber().PublishAsync(StackExchange.Redis.RedisChannel.Literal(ControlPlane.InvalidationChannel), "another-instance");
+        await TimeUntil(b, s => s.FindKey(hash) is { Active: false }, TimeSpan.FromSeconds(3));
     }
 
     [Fact]
