@@ -69,6 +69,10 @@ internal static class KeysCommand
             }
             else
             {
+                // As the admin API refuses it (409 managed_by_config): the next start would quietly bring the key back.
+                var current = await store.GetKeyAsync(revokeId);
+                if (options.Keys.Any(c => c.KeyHashHex == current.KeyHash))
+                    return CommandLine.Fail($"key {current.Id} ({current.Name}) is defined in the config file; remove it there to revoke it");
                 var k = await store.RevokeKeyAsync(revokeId);
                 Console.Out.WriteLine($"revoked key {k.Id} ({k.Name})");
             }

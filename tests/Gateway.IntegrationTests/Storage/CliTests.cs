@@ -75,6 +75,23 @@ public sealed class CliTests(PostgresFixture pg) : IDisposable
     }
 
     [Fact]
+    public async Task Keys_revoke_refuses_a_key_the_config_file_defines()
+    {
+        var config = Config(null); // embedded mode
+        var created = await Gateway("keys", "create", "--name", "ops", "--config", config);
+        Assert.True(created.ExitCode == 0, created.Output);
+        var key = created.StdOut.Trim();
+        var id = (await Gateway("keys", "list", "--config", config)).StdOut.Split('\n')
+            .Single(l => l.Contains(" ops", StringComparison.Ordinal) && !l.StartsWith("ID", StringComparison.Ordinal)).Split(' ')[0];
+        // The same key now also in the file: the next start would bring a revoked row back, so the CLI refuses, as the admin API does.
+        File.AppendAllText(config, $"[[keys]]\nname = \"ops\"\nkey_hash = \"{ApiKey.HashHex(key)}\"\n");
+        var refused = await Gateway("keys", "revoke", id, "--config", config);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("defined in the config file", refused.StdErr, StringComparison.Ordinal);
+        Assert.Contains(" yes ", (await Gateway("keys", "list", "--config", config)).StdOut, StringComparison.Ordinal); // still active
+    }
+
+    [Fact]
     public async Task Serve_refuses_a_schema_that_is_behind()
     {
         var result = await Gateway("serve", Config(await pg.CreateDatabaseAsync()));
