@@ -15,7 +15,28 @@ namespace Gateway.Storage;
 /// </summary>
 public static class StoreSeeder
 {
+    /// <summary>
+    /// Instances started together on a fresh database seed at the same moment: one may insert what another just inserted (a
+    /// conflict) or delete a backend the other just deleted (not found). Seeding matches by name, hash and URL, so another pass
+    /// finds the other's rows and brings them to the file's values.
+    /// </summary>
     public static async Task SeedAsync(IStore store, GatewayOptions options, CancellationToken ct = default)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await SeedOnceAsync(store, options, ct).ConfigureAwait(false);
+                return;
+            }
+            catch (StoreException e) when (e.Kind is StoreErrorKind.Conflict or StoreErrorKind.NotFound && attempt < 6)
+            {
+                await Task.Delay(Random.Shared.Next(10, 50) * attempt, ct).ConfigureAwait(false); // apart, so the passes do not meet again
+            }
+        }
+    }
+
+    private static async Task SeedOnceAsync(IStore store, GatewayOptions options, CancellationToken ct)
     {
         foreach (var config in options.Models) await SeedModelAsync(store, config, ct).ConfigureAwait(false);
         if (options.Keys.Count == 0) return;

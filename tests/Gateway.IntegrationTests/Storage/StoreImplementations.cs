@@ -15,6 +15,41 @@ public sealed class PostgresStoreContractTests(PostgresFixture pg) : StoreContra
             await new Migrator(ds).UpAsync();
         return PostgresStore.Open(connectionString, 4);
     }
+
+    [Fact]
+    public async Task Instances_that_seed_a_fresh_database_at_the_same_moment_all_start()
+    {
+        var options = Gateway.Config.ConfigLoader.Load("""
+            [[models]]
+            name = "qwen"
+            model_id = "Qwen/Qwen2.5-7B-Instruct"
+              [[models.backends]]
+              url = "http://127.0.0.1:8000"
+              [[models.backends]]
+              url = "http://127.0.0.1:8001"
+            [[keys]]
+            name = "demo"
+            key = "ml-0000000000000000000000000000000000000000000000000000000000000001"
+            """, "test.toml", new Dictionary<string, string?>());
+        for (int round = 0; round < 5; round++) // the race is a matter of timing: several fresh databases
+        {
+            var connectionString = await pg.CreateDatabaseAsync();
+            await using (var ds = DatabaseUrl.CreateDataSource(connectionString, 2))
+                await new Migrator(ds).UpAsync();
+            var stores = Enumerable.Range(0, 3).Select(_ => PostgresStore.Open(connectionString, 2)).ToArray();
+            try
+            {
+                await Task.WhenAll(stores.Select(s => StoreSeeder.SeedAsync(s, options)));
+                var model = Assert.Single(await stores[0].ListModelsAsync());
+                Assert.Equal(2, model.Backends.Count);
+                Assert.Single(await stores[0].ListKeysAsync());
+            }
+            finally
+            {
+                foreach (var s in stores) await s.DisposeAsync();
+            }
+        }
+    }
 }
 
 /// <summary>The IStore contract on an embedded state file in a temp directory per test.</summary>
