@@ -63,7 +63,7 @@ public sealed class GatewayLog : IAsyncDisposable
     /// <summary>One line for a finished request. Strings are references the request already holds; nothing is formatted here.</summary>
     public void Request(RequestRecord r, long end)
     {
-        var level = LevelOf(r.Status);
+        var level = r.StreamError is null ? LevelOf(r.Status) : r.StreamError == "shutting_down" ? LogLevel.Warn : LogLevel.Error;
         if (level < MinLevel) return;
         Enqueue(new LogLine
         {
@@ -83,6 +83,7 @@ public sealed class GatewayLog : IAsyncDisposable
             KeyPrefix = r.KeyPrefix ?? "",
             PromptTokens = r.PromptTokens,
             CompletionTokens = r.CompletionTokens,
+            Error = r.StreamError,
         });
     }
 
@@ -172,4 +173,5 @@ internal struct LogLine
     public double OverheadMs;
     public long PromptTokens;
     public long CompletionTokens;
+    public string? Error;
 }

@@ -52,6 +52,7 @@ internal static class LogFormat
             w.WriteString(KeyPrefix, line.KeyPrefix);
             w.WriteNumber(PromptTokens, line.PromptTokens);
             w.WriteNumber(CompletionTokens, line.CompletionTokens);
+            if (line.Error is not null) w.WriteString("error"u8, line.Error); // only on a stream that broke after its 200
         }
         w.WriteEndObject();
         w.Flush();
@@ -101,6 +102,7 @@ internal static class LogFormat
             sb.Append(line.Method).Append(' ').Append(line.Path).Append(' ').Append(line.Status)
               .Append(c, $" {line.DurationMs:0.###}ms overhead={line.OverheadMs:0.###}ms model={line.Model} backend={line.BackendUrl}")
               .Append(c, $" stream={(line.Streaming ? "true" : "false")} key={line.KeyPrefix} tokens={line.PromptTokens}/{line.CompletionTokens} id={line.RequestId}");
+            if (line.Error is not null) sb.Append(" error=").Append(line.Error);
         }
         else sb.Append(line.Msg);
         sb.Append('\n');

@@ -24,6 +24,8 @@ public sealed class RequestRecord
     public string? Method;
     public string? Path;
     public string? KeyPrefix;
+    /// <summary>Why a stream that had its 200 did not end with <c>[DONE]</c> (the error event's cause), or null.</summary>
+    public string? StreamError;
     public Histogram.Child? OverheadRoute;
     public bool HasUsage;
     public long PromptTokens;
@@ -42,7 +44,7 @@ public sealed class RequestRecord
         Backend = null;
         Streaming = false;
         Status = 0;
-        RequestId = Method = Path = KeyPrefix = null;
+        RequestId = Method = Path = KeyPrefix = StreamError = null;
         OverheadRoute = null;
         HasUsage = false;
         PromptTokens = CompletionTokens = FirstContent = LastContent = 0;

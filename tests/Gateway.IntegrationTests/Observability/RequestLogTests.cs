@@ -11,11 +11,11 @@ namespace Gateway.IntegrationTests.Observability;
 [Collection("gateway")]
 public sealed class RequestLogTests(GatewayFixture fx)
 {
-    private async Task<string[]> RunAsync(Func<HttpClient, Task> requests, string level = "info", string format = "json")
+    private async Task<string[]> RunAsync(Func<HttpClient, Task> requests, string level = "info", string format = "json", string? upstream = null)
     {
         fx.ResetSimulator();
         var sink = new MemoryStream();
-        var options = GatewayFixture.BuildOptions(fx.Simulator.BaseUrl) with { LogLevel = level, LogFormat = format };
+        var options = GatewayFixture.BuildOptions(upstream ?? fx.Simulator.BaseUrl) with { LogLevel = level, LogFormat = format };
         var gateway = new GatewayHost(options, sink);
         await gateway.StartAsync();
         try
@@ -98,6 +98,7 @@ public sealed class RequestLogTests(GatewayFixture fx)
         var stream = requests.Single(r => r.GetProperty("request_id").GetString() == "req-stream");
         Assert.True(stream.GetProperty("streaming").GetBoolean());
         Assert.Equal(4, stream.GetProperty("completion_tokens").GetInt32());
+        Assert.False(stream.TryGetProperty("error", out _)); // it ended with [DONE]
 
         var unauthorized = requests.Single(r => r.GetProperty("request_id").GetString() == "req-401");
         Assert.Equal("warn", unauthorized.GetProperty("level").GetString());
@@ -105,6 +106,21 @@ public sealed class RequestLogTests(GatewayFixture fx)
         Assert.Equal("", unauthorized.GetProperty("key_prefix").GetString());
 
         Assert.Equal("warn", requests.Single(r => r.GetProperty("request_id").GetString() == "req-404").GetProperty("level").GetString());
+    }
+
+    [Fact]
+    public async Task A_stream_the_upstream_broke_after_its_200_is_logged_as_an_error_with_the_cause()
+    {
+        await using var dying = await Gateway.Simulation.VllmSimulator.StartAsync(new Gateway.Simulation.SimulatorOptions
+        {
+            Port = 0, Models = [GatewayFixture.ModelId], Tokens = 20, DieAfterEvents = 3,
+        });
+        var lines = await RunAsync(client => Send(client, "{\"model\":\"qwen\",\"stream\":true,\"messages\":[]}", requestId: "req-broken"),
+            upstream: dying.BaseUrl);
+        var line = JsonDocument.Parse(lines.Single(l => l.Contains("\"req-broken\""))).RootElement;
+        Assert.Equal(200, line.GetProperty("status").GetInt32()); // what the client got
+        Assert.Equal("error", line.GetProperty("level").GetString());
+        Assert.Contains(line.GetProperty("error").GetString(), new[] { "upstream_ended_early", "upstream_failed" });
     }
 
     [Fact]
