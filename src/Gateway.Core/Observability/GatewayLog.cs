@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using Gateway.Streaming;
 using Prometheus;
 
 namespace Gateway.Observability;
@@ -48,6 +49,16 @@ public sealed class GatewayLog : IAsyncDisposable
         _ => LogLevel.Info,
     };
 
+    /// <summary>The log's name for a stream that broke after its 200; null when it completed or the client left (its own choice).</summary>
+    private static string? StreamError(RelayOutcome outcome) => outcome switch
+    {
+        RelayOutcome.UpstreamEndedEarly => "upstream_ended_early",
+        RelayOutcome.UpstreamFailed => "upstream_failed",
+        RelayOutcome.UpstreamTimedOut => "upstream_timeout",
+        RelayOutcome.ShuttingDown => "shutting_down",
+        _ => null,
+    };
+
     public static LogLevel LevelOf(int status) => status >= 500 ? LogLevel.Error : status >= 400 ? LogLevel.Warn : LogLevel.Info;
 
     public void Info(string message) => Message(LogLevel.Info, message);
@@ -63,7 +74,8 @@ public sealed class GatewayLog : IAsyncDisposable
     /// <summary>One line for a finished request. Strings are references the request already holds; nothing is formatted here.</summary>
     public void Request(RequestRecord r, long end)
     {
-        var level = r.StreamError is null ? LevelOf(r.Status) : r.StreamError == "shutting_down" ? LogLevel.Warn : LogLevel.Error;
+        var streamError = StreamError(r.StreamOutcome);
+        var level = streamError is null ? LevelOf(r.Status) : r.StreamOutcome == RelayOutcome.ShuttingDown ? LogLevel.Warn : LogLevel.Error;
         if (level < MinLevel) return;
         Enqueue(new LogLine
         {
@@ -83,7 +95,7 @@ public sealed class GatewayLog : IAsyncDisposable
             KeyPrefix = r.KeyPrefix ?? "",
             PromptTokens = r.PromptTokens,
             CompletionTokens = r.CompletionTokens,
-            Error = r.StreamError,
+            Error = streamError,
         });
     }
 

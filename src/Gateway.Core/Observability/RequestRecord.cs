@@ -24,8 +24,8 @@ public sealed class RequestRecord
     public string? Method;
     public string? Path;
     public string? KeyPrefix;
-    /// <summary>Why a stream that had its 200 did not end with <c>[DONE]</c> (the error event's cause), or null.</summary>
-    public string? StreamError;
+    /// <summary>How a stream that had its 200 ended (the error event's cause when not completed).</summary>
+    public Gateway.Streaming.RelayOutcome StreamOutcome;
     public Histogram.Child? OverheadRoute;
     public bool HasUsage;
     public long PromptTokens;
@@ -44,7 +44,8 @@ public sealed class RequestRecord
         Backend = null;
         Streaming = false;
         Status = 0;
-        RequestId = Method = Path = KeyPrefix = StreamError = null;
+        RequestId = Method = Path = KeyPrefix = null;
+        StreamOutcome = Gateway.Streaming.RelayOutcome.Completed;
         OverheadRoute = null;
         HasUsage = false;
         PromptTokens = CompletionTokens = FirstContent = LastContent = 0;

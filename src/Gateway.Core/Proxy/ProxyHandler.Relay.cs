@@ -146,15 +146,7 @@ public sealed partial class ProxyHandler
             // MaxResponseDrainSize = 0, and Http1Client closes any connection whose body was not read to its end). Over the
             // handler, cancelling upstreamCts alone would not: over HTTP/1.1 it reaches SendAsync only, up to the response
             // headers. (Http1Client closes the socket whenever it fires.)
-            // The status stays the 200 the client got; the log line says how the stream ended instead.
-            record.StreamError = outcome switch
-            {
-                RelayOutcome.UpstreamEndedEarly => "upstream_ended_early",
-                RelayOutcome.UpstreamFailed => "upstream_failed",
-                RelayOutcome.UpstreamTimedOut => "upstream_timeout",
-                RelayOutcome.ShuttingDown => "shutting_down",
-                _ => null, // completed, or the client left (its own choice, not an error)
-            };
+            record.StreamOutcome = outcome; // the status stays the 200 the client got; the log line says how the stream ended
             if (outcome is RelayOutcome.UpstreamFailed or RelayOutcome.UpstreamEndedEarly) backendMetrics.BrokenStream.Inc();
             else if (outcome == RelayOutcome.UpstreamTimedOut) TimedOut(target);
             // Timed out or shutting down: the watchdog cancelled the read, and disposing the response closes the connection,

@@ -38,7 +38,6 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         RemoteEndPoint = socket.RemoteEndPoint;
         _socket = new LoopSocket(socket);
         _socket.Register(loop);
-        Loop = loop;
         ConnectionClosed = _closed.Token;
         ConnectionId = "L" + Interlocked.Increment(ref s_lastId).ToString("X", System.Globalization.CultureInfo.InvariantCulture);
 
@@ -59,7 +58,7 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         Features.Set<IEventLoopFeature>(this);
     }
 
-    public EventLoop Loop { get; }
+    public EventLoop Loop => _socket.Loop!; // registered in the constructor
 
     public override string ConnectionId { get; set; }
     public override IFeatureCollection Features { get; }
