@@ -34,16 +34,25 @@ public sealed partial class EmbeddedStore : IStore
     /// </summary>
     public static EmbeddedStore Open(string dataDir)
     {
-        Directory.CreateDirectory(dataDir);
+        try { Directory.CreateDirectory(dataDir); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StoreException(StoreErrorKind.Unavailable, $"storage.data_dir {Path.GetFullPath(dataDir)}: cannot create the directory: {e.Message}");
+        }
         var path = Path.GetFullPath(Path.Combine(dataDir, FileName));
         FileStream lockFile;
         try
         {
             lockFile = new FileStream(Path.Combine(dataDir, LockName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
-        catch (IOException)
+        catch (IOException e) when (IsSharingViolation(e))
         {
             throw new StoreException(StoreErrorKind.Unavailable, $"{Path.GetFullPath(dataDir)} is in use by another gateway process (could not lock {LockName})");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Read-only, not ours, full: not another gateway, so not reported as one.
+            throw new StoreException(StoreErrorKind.Unavailable, $"storage.data_dir {Path.GetFullPath(dataDir)}: cannot create {LockName}: {e.Message}");
         }
 
         try
@@ -58,6 +67,9 @@ public sealed partial class EmbeddedStore : IStore
             throw;
         }
     }
+
+    /// <summary>The lock is taken: on Linux .NET's FileShare.None is flock(2), and its EWOULDBLOCK (11) is the exception's HResult.</summary>
+    private static bool IsSharingViolation(IOException e) => e.HResult == 11;
 
     private static EmbeddedStateFile Read(string path)
     {

@@ -82,6 +82,25 @@ public sealed class EmbeddedStoreContractTests : StoreContractTests, IDisposable
     }
 
     [Fact]
+    public void A_data_dir_that_cannot_be_created_is_one_store_error_naming_it()
+    {
+        // Its parent is a regular file: mkdir fails even for root (ENOTDIR), where a permission test would not.
+        var file = Path.Combine(_dir, "a-file");
+        File.WriteAllText(file, "");
+        var e = Assert.Throws<StoreException>(() => EmbeddedStore.Open(Path.Combine(file, "data")));
+        Assert.Equal(StoreErrorKind.Unavailable, e.Kind);
+        Assert.StartsWith($"storage.data_dir {Path.Combine(file, "data")}: cannot create the directory: ", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_data_dir_another_store_holds_is_reported_as_in_use()
+    {
+        Assert.NotNull(Store); // open on _dir: it holds the lock
+        var e = Assert.Throws<StoreException>(() => EmbeddedStore.Open(_dir));
+        Assert.Contains("is in use by another gateway process", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Key_usage_is_on_disk_when_it_returns()
     {
         var k = await Store.CreateKeyAsync(Key("k"));
