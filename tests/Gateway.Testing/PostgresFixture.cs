@@ -145,6 +145,35 @@ public sealed class PostgresFixture : IAsyncLifetime
         if (start.ExitCode != 0) throw new InvalidOperationException($"PostgresFixture: pg_ctl start failed:\n{start.Output}\n{LocalProcess.Tail(_logFile!)}");
     }
 
+    /// <summary>
+    /// Hangs the server as a stuck host would (SIGSTOP to the postmaster and every backend): connections are accepted by the kernel
+    /// and queries sent, but nothing answers. <see cref="ResumeServerAsync"/> continues it; call it in a finally. Only for a fixture
+    /// a test owns.
+    /// </summary>
+    public Task HangServerAsync() => SignalServerAsync("-STOP");
+
+    /// <summary>Continues a server stopped by <see cref="HangServerAsync"/>.</summary>
+    public Task ResumeServerAsync() => SignalServerAsync("-CONT");
+
+    private async Task SignalServerAsync(string signal)
+    {
+        var postmaster = File.ReadLines(Path.Combine(_dataDir!, "postmaster.pid")).First().Trim();
+        var pids = new List<string> { postmaster };
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            var stat = Path.Combine(dir, "stat");
+            string text;
+            try { text = File.ReadAllText(stat); }
+            catch (IOException) { continue; } // gone meanwhile
+            catch (UnauthorizedAccessException) { continue; }
+            // "pid (comm) state ppid …": comm may hold spaces, so read after its closing parenthesis.
+            var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+            if (fields.Length > 1 && fields[1] == postmaster) pids.Add(Path.GetFileName(dir));
+        }
+        var kill = await LocalProcess.RunAsync("kill", [signal, .. pids], ToolTimeout).ConfigureAwait(false);
+        if (kill.ExitCode != 0) throw new InvalidOperationException($"PostgresFixture: kill {signal} failed:\n{kill.Output}");
+    }
+
     /// <inheritdoc />
     public async Task DisposeAsync()
     {

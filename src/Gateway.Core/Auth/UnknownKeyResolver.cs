@@ -22,6 +22,11 @@ public sealed class UnknownKeyResolver(IStore store, Func<CancellationToken, Tas
         public int LookupsPerSecond { get; init; } = 5;
         /// <summary>Bound on the negative cache; past it the cache is cleared (the budget still bounds the queries).</summary>
         public int MaxNegativeEntries { get; init; } = 100_000;
+        /// <summary>
+        /// How long a request waits for the lookup (and the reload that follows a hit). A hung server would otherwise hold it for
+        /// the driver's connect and command timeouts (~45 s measured with PostgreSQL stopped by SIGSTOP).
+        /// </summary>
+        public TimeSpan LookupTimeout { get; init; } = TimeSpan.FromSeconds(2);
     }
 
     private readonly ConcurrentDictionary<KeyHash, long> _negative = new();
@@ -51,15 +56,25 @@ public sealed class UnknownKeyResolver(IStore store, Func<CancellationToken, Tas
     private async Task LookUpAsync(KeyHash hash, TaskCompletionSource<KeyEntry?> flight)
     {
         KeyEntry? entry = null;
+        using var timeout = new CancellationTokenSource(settings.LookupTimeout);
+        // The waiting requests get their answer (unknown: 401) when the time is up, even while the driver is still cancelling the
+        // query on a server that does not answer (its cancel request may wait too). The flight stays registered until the lookup
+        // really ends, so requests with this key meanwhile get the same answer at once, without a query.
+        using var expired = timeout.Token.UnsafeRegister(static s =>
+        {
+            var (resolver, hash, flight) = ((UnknownKeyResolver, KeyHash, TaskCompletionSource<KeyEntry?>))s!;
+            resolver.RememberUnknown(hash);
+            flight.TrySetResult(null);
+        }, (this, hash, flight));
         try
         {
             Interlocked.Increment(ref _lookups);
-            var stored = await store.FindKeyByHashAsync(hash.ToHex()).ConfigureAwait(false);
+            var stored = await store.FindKeyByHashAsync(hash.ToHex(), timeout.Token).ConfigureAwait(false);
             if (stored is null) RememberUnknown(hash);
             else
             {
                 // Reload so the key (and everything written with it) is in the snapshot for the next request.
-                await reload(CancellationToken.None).ConfigureAwait(false);
+                await reload(timeout.Token).ConfigureAwait(false);
                 entry = find(hash);
             }
         }

@@ -65,11 +65,19 @@ public static class DatabaseUrl
     /// The AOT-friendly slim data source with only what the stores use: arrays (text[]), TLS, and statements auto-prepared
     /// after a few uses (every store query is a fixed text, so they all qualify).
     /// </summary>
+    private const int DefaultConnectSeconds = 15, DefaultCommandSeconds = 30;
+    public const int ConnectSeconds = 5, CommandSeconds = 10;
+
     public static NpgsqlDataSource CreateDataSource(string url, int maxPoolSize = 25)
     {
         var builder = new NpgsqlSlimDataSourceBuilder(ToConnectionString(url));
-        if (builder.ConnectionStringBuilder.MaxAutoPrepare == 0) builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
-        if (builder.ConnectionStringBuilder.MaxPoolSize == 100) builder.ConnectionStringBuilder.MaxPoolSize = Math.Max(1, maxPoolSize);
+        var csb = builder.ConnectionStringBuilder;
+        if (csb.MaxAutoPrepare == 0) csb.MaxAutoPrepare = 32;
+        if (csb.MaxPoolSize == 100) csb.MaxPoolSize = Math.Max(1, maxPoolSize);
+        // Npgsql's defaults (15 s to connect, 30 s per command) held an admin call ~45 s against a hung server before its 503.
+        // Every statement here is a key-sized read or write; migrations set their own limit. A value in the URL wins.
+        if (csb.Timeout == DefaultConnectSeconds) csb.Timeout = ConnectSeconds;
+        if (csb.CommandTimeout == DefaultCommandSeconds) csb.CommandTimeout = CommandSeconds;
         builder.EnableArrays();
         builder.EnableTransportSecurity();
         return builder.Build();

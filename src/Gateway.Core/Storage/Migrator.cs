@@ -107,7 +107,7 @@ public sealed class Migrator(NpgsqlDataSource dataSource)
 
     private static async Task LockAsync(NpgsqlConnection conn, CancellationToken ct)
     {
-        await using (var lk = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1)", conn))
+        await using (var lk = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1)", conn) { CommandTimeout = MigrationCommandSeconds })
         {
             lk.Parameters.Add(new NpgsqlParameter<long> { TypedValue = LockKey });
             await lk.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
@@ -122,9 +122,12 @@ public sealed class Migrator(NpgsqlDataSource dataSource)
         return await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is true;
     }
 
+    /// <summary>A migration may rewrite a large table, and the lock may wait for another instance's: longer than any store call.</summary>
+    private const int MigrationCommandSeconds = 600;
+
     private static async Task ExecAsync(NpgsqlConnection conn, string sql, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand(sql, conn);
+        await using var cmd = new NpgsqlCommand(sql, conn) { CommandTimeout = MigrationCommandSeconds };
         await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 

@@ -27,6 +27,17 @@ public static class PostgresErrors
         _ => throw new InvalidOperationException("unexpected store failure", e),
     };
 
+    /// <summary>
+    /// The call failed on a connection that was already dead: the server ended it (shutdown or restart, 57P01–57P03, so nothing
+    /// of the call ran), or, for a read, the connection broke under it (end of stream or a failed socket write).
+    /// </summary>
+    public static bool IsDeadConnection(Exception? e, bool read) => e switch
+    {
+        PostgresException pg => pg.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow,
+        NpgsqlException { InnerException: IOException or EndOfStreamException } => read,
+        _ => false,
+    };
+
     private static StoreException Unique(PostgresException pg) => pg.ConstraintName switch
     {
         "models_name_key" => new StoreException(StoreErrorKind.Conflict, "a model with this name already exists", "name", pg),

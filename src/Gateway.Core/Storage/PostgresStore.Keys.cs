@@ -8,7 +8,10 @@ public sealed partial class PostgresStore
     private const string KeyColumns =
         "id, key_hash, key_prefix, name, active, rpm_limit, tpm_limit, allowed_models, expires_at, created_at, last_used_at";
 
-    public async Task<IReadOnlyList<StoredKey>> ListKeysAsync(CancellationToken ct = default)
+    public Task<IReadOnlyList<StoredKey>> ListKeysAsync(CancellationToken ct = default) =>
+        Retrying(c => ListKeysOnceAsync(c), read: true, ct);
+
+    private async Task<IReadOnlyList<StoredKey>> ListKeysOnceAsync(CancellationToken ct)
     {
         try
         {
@@ -18,7 +21,10 @@ public sealed partial class PostgresStore
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
-    public async Task<StoredKey> GetKeyAsync(Guid id, CancellationToken ct = default)
+    public Task<StoredKey> GetKeyAsync(Guid id, CancellationToken ct = default) =>
+        Retrying(c => GetKeyOnceAsync(id, c), read: true, ct);
+
+    private async Task<StoredKey> GetKeyOnceAsync(Guid id, CancellationToken ct)
     {
         try
         {
@@ -29,7 +35,10 @@ public sealed partial class PostgresStore
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
-    public async Task<StoredKey?> FindKeyByHashAsync(string keyHash, CancellationToken ct = default)
+    public Task<StoredKey?> FindKeyByHashAsync(string keyHash, CancellationToken ct = default) =>
+        Retrying(c => FindKeyByHashOnceAsync(keyHash, c), read: true, ct);
+
+    private async Task<StoredKey?> FindKeyByHashOnceAsync(string keyHash, CancellationToken ct)
     {
         try
         {
@@ -40,7 +49,10 @@ public sealed partial class PostgresStore
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
-    public async Task<StoredKey> CreateKeyAsync(NewKey key, CancellationToken ct = default)
+    public Task<StoredKey> CreateKeyAsync(NewKey key, CancellationToken ct = default) =>
+        Retrying(c => CreateKeyOnceAsync(key, c), read: false, ct);
+
+    private async Task<StoredKey> CreateKeyOnceAsync(NewKey key, CancellationToken ct)
     {
         StoreValidation.Key(key);
         try
@@ -63,7 +75,10 @@ public sealed partial class PostgresStore
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
-    public async Task<StoredKey> UpdateKeyAsync(Guid id, KeyPatch patch, CancellationToken ct = default)
+    public Task<StoredKey> UpdateKeyAsync(Guid id, KeyPatch patch, CancellationToken ct = default) =>
+        Retrying(c => UpdateKeyOnceAsync(id, patch, c), read: false, ct);
+
+    private async Task<StoredKey> UpdateKeyOnceAsync(Guid id, KeyPatch patch, CancellationToken ct)
     {
         StoreValidation.Patch(patch);
         try
@@ -94,7 +109,10 @@ public sealed partial class PostgresStore
 
     public Task<StoredKey> RevokeKeyAsync(Guid id, CancellationToken ct = default) => UpdateKeyAsync(id, new KeyPatch { Active = false }, ct);
 
-    public async Task RecordKeyUsageAsync(IReadOnlyList<KeyUsageReport> reports, CancellationToken ct = default)
+    public Task RecordKeyUsageAsync(IReadOnlyList<KeyUsageReport> reports, CancellationToken ct = default) =>
+        Retrying(c => RecordKeyUsageOnceAsync(reports, c), read: false, ct);
+
+    private async Task RecordKeyUsageOnceAsync(IReadOnlyList<KeyUsageReport> reports, CancellationToken ct)
     {
         if (reports.Count == 0) return;
         try

@@ -18,7 +18,10 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
     public static PostgresStore Open(string databaseUrl, int maxPoolSize = 25) =>
         new(DatabaseUrl.CreateDataSource(databaseUrl, maxPoolSize), ownsDataSource: true);
 
-    public async Task<IReadOnlyList<StoredModel>> ListModelsAsync(CancellationToken ct = default)
+    public Task<IReadOnlyList<StoredModel>> ListModelsAsync(CancellationToken ct = default) =>
+        Retrying(c => ListModelsOnceAsync(c), read: true, ct);
+
+    private async Task<IReadOnlyList<StoredModel>> ListModelsOnceAsync(CancellationToken ct)
     {
         try
         {
@@ -33,7 +36,10 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
 
     public Task<StoredModel?> FindModelByNameAsync(string name, CancellationToken ct = default) => FindModelAsync("name = $1", name, ct);
 
-    public async Task<StoredModel> CreateModelAsync(NewModel model, CancellationToken ct = default)
+    public Task<StoredModel> CreateModelAsync(NewModel model, CancellationToken ct = default) =>
+        Retrying(c => CreateModelOnceAsync(model, c), read: false, ct);
+
+    private async Task<StoredModel> CreateModelOnceAsync(NewModel model, CancellationToken ct)
     {
         StoreValidation.Model(model);
         try
@@ -55,7 +61,10 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
-    public async Task<StoredModel> UpdateModelAsync(Guid id, ModelPatch patch, CancellationToken ct = default)
+    public Task<StoredModel> UpdateModelAsync(Guid id, ModelPatch patch, CancellationToken ct = default) =>
+        Retrying(c => UpdateModelOnceAsync(id, patch, c), read: false, ct);
+
+    private async Task<StoredModel> UpdateModelOnceAsync(Guid id, ModelPatch patch, CancellationToken ct)
     {
         StoreValidation.Patch(patch);
         try
@@ -82,7 +91,10 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
-    public async Task DeleteModelAsync(Guid id, CancellationToken ct = default)
+    public Task DeleteModelAsync(Guid id, CancellationToken ct = default) =>
+        Retrying(c => DeleteModelOnceAsync(id, c), read: false, ct);
+
+    private async Task DeleteModelOnceAsync(Guid id, CancellationToken ct)
     {
         try
         {
@@ -93,7 +105,10 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
-    public async Task<StoredBackend> AddBackendAsync(Guid modelId, NewBackend backend, CancellationToken ct = default)
+    public Task<StoredBackend> AddBackendAsync(Guid modelId, NewBackend backend, CancellationToken ct = default) =>
+        Retrying(c => AddBackendOnceAsync(modelId, backend, c), read: false, ct);
+
+    private async Task<StoredBackend> AddBackendOnceAsync(Guid modelId, NewBackend backend, CancellationToken ct)
     {
         var url = StoreValidation.Url(backend.Url);
         StoreValidation.Weight(backend.Weight);
@@ -116,7 +131,10 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
         }
     }
 
-    public async Task<StoredBackend> UpdateBackendAsync(Guid modelId, Guid backendId, BackendPatch patch, CancellationToken ct = default)
+    public Task<StoredBackend> UpdateBackendAsync(Guid modelId, Guid backendId, BackendPatch patch, CancellationToken ct = default) =>
+        Retrying(c => UpdateBackendOnceAsync(modelId, backendId, patch, c), read: false, ct);
+
+    private async Task<StoredBackend> UpdateBackendOnceAsync(Guid modelId, Guid backendId, BackendPatch patch, CancellationToken ct)
     {
         var url = patch.Url is null ? null : StoreValidation.Url(patch.Url);
         if (patch.Weight is { } w) StoreValidation.Weight(w);
@@ -138,7 +156,10 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
-    public async Task DeleteBackendAsync(Guid modelId, Guid backendId, CancellationToken ct = default)
+    public Task DeleteBackendAsync(Guid modelId, Guid backendId, CancellationToken ct = default) =>
+        Retrying(c => DeleteBackendOnceAsync(modelId, backendId, c), read: false, ct);
+
+    private async Task DeleteBackendOnceAsync(Guid modelId, Guid backendId, CancellationToken ct)
     {
         try
         {
@@ -150,7 +171,10 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
-    public async Task RecordBackendHealthAsync(IReadOnlyList<BackendHealthReport> reports, CancellationToken ct = default)
+    public Task RecordBackendHealthAsync(IReadOnlyList<BackendHealthReport> reports, CancellationToken ct = default) =>
+        Retrying(c => RecordBackendHealthOnceAsync(reports, c), read: false, ct);
+
+    private async Task RecordBackendHealthOnceAsync(IReadOnlyList<BackendHealthReport> reports, CancellationToken ct)
     {
         if (reports.Count == 0) return;
         try
@@ -169,7 +193,10 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
-    public async Task<StoreContents> LoadAllAsync(CancellationToken ct = default)
+    public Task<StoreContents> LoadAllAsync(CancellationToken ct = default) =>
+        Retrying(c => LoadAllOnceAsync(c), read: true, ct);
+
+    private async Task<StoreContents> LoadAllOnceAsync(CancellationToken ct)
     {
         try
         {
@@ -184,12 +211,35 @@ public sealed partial class PostgresStore(NpgsqlDataSource dataSource, bool owns
         catch (Exception e) when (e is not OperationCanceledException) { throw PostgresErrors.Map(e); }
     }
 
+    /// <summary>
+    /// One store call, tried a second time when the first met a connection that died idle in the pool: after a PostgreSQL restart
+    /// every pooled connection is dead, and the first call would fail (an admin call's 503, a new key's lookup refused and
+    /// remembered as unknown). Npgsql empties the pool when it finds a connection broken, so the second try opens a new one. A
+    /// write is tried again only when the server said it ended the connection (it ran nothing of ours); a read also after the
+    /// connection just broke. Timeouts and refused connects are not retried: the server is hung or down, and a second wait would
+    /// only double the first.
+    /// </summary>
+    private async Task<T> Retrying<T>(Func<CancellationToken, Task<T>> call, bool read, CancellationToken ct)
+    {
+        try { return await call(ct).ConfigureAwait(false); }
+        catch (StoreException e) when (PostgresErrors.IsDeadConnection(e.InnerException, read))
+        {
+            return await call(ct).ConfigureAwait(false);
+        }
+    }
+
+    private Task Retrying(Func<CancellationToken, Task> call, bool read, CancellationToken ct) =>
+        Retrying(async c => { await call(c).ConfigureAwait(false); return true; }, read, ct);
+
     public async ValueTask DisposeAsync()
     {
         if (ownsDataSource) await dataSource.DisposeAsync().ConfigureAwait(false);
     }
 
-    private async Task<StoredModel?> FindModelAsync<T>(string where, T value, CancellationToken ct)
+    private Task<StoredModel?> FindModelAsync<T>(string where, T value, CancellationToken ct) =>
+        Retrying(c => FindModelOnceAsync(where, value, c), read: true, ct);
+
+    private async Task<StoredModel?> FindModelOnceAsync<T>(string where, T value, CancellationToken ct)
     {
         try
         {

@@ -36,6 +36,25 @@ public sealed class DatabaseUrlTests
         Assert.Equal("x", csb.Database);
     }
 
+    [Fact]
+    public void Data_sources_bound_connects_and_commands_unless_the_url_says_otherwise()
+    {
+        using (var ds = DatabaseUrl.CreateDataSource("postgres://u@127.0.0.1/db"))
+        {
+            var csb = new NpgsqlConnectionStringBuilder(ds.ConnectionString);
+            Assert.Equal(DatabaseUrl.ConnectSeconds, csb.Timeout);
+            Assert.Equal(DatabaseUrl.CommandSeconds, csb.CommandTimeout);
+        }
+        using (var ds = DatabaseUrl.CreateDataSource("Host=127.0.0.1;Database=x;Timeout=20;Command Timeout=45"))
+        {
+            var csb = new NpgsqlConnectionStringBuilder(ds.ConnectionString);
+            Assert.Equal(20, csb.Timeout);
+            Assert.Equal(45, csb.CommandTimeout);
+        }
+        using (var ds = DatabaseUrl.CreateDataSource("postgres://u@127.0.0.1/db?connect_timeout=3"))
+            Assert.Equal(3, new NpgsqlConnectionStringBuilder(ds.ConnectionString).Timeout);
+    }
+
     [Theory]
     [InlineData("postgres://")]
     [InlineData("postgres://h/db?sslmode=sometimes")]

@@ -286,6 +286,81 @@ public sealed class PostgresOutageTests(ITestOutputHelper output) : IAsyncLifeti
         await host.Log.DisposeAsync();
         Assert.Contains("registry refresh failed, serving the previous snapshot", System.Text.Encoding.UTF8.GetString(log.ToArray()), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task After_a_crash_restart_a_read_is_tried_again_and_a_write_is_not()
+    {
+        var db = await _pg.CreateDatabaseAsync();
+        await using (var ds = DatabaseUrl.CreateDataSource(db, 2)) await new Migrator(ds).UpAsync();
+        await using var dataSource = DatabaseUrl.CreateDataSource(db, 4);
+        await using var store = new PostgresStore(dataSource);
+        var open = new List<Npgsql.NpgsqlConnection>();
+        for (int i = 0; i < 4; i++) open.Add(await dataSource.OpenConnectionAsync());
+        foreach (var c in open) await c.DisposeAsync(); // four idle connections in the pool
+
+        // An immediate stop, as a crash: the sessions end without a word, so the pooled connections only find out by reading.
+        // (A checkpoint first: the fixture runs without fsync, and the new tables should survive the crash.)
+        await using (var checkpoint = dataSource.CreateCommand("CHECKPOINT")) await checkpoint.ExecuteNonQueryAsync();
+        open.Clear();
+        for (int i = 0; i < 4; i++) open.Add(await dataSource.OpenConnectionAsync());
+        foreach (var c in open) await c.DisposeAsync();
+        await _pg.StopServerAsync();
+        await _pg.StartServerAsync();
+        Assert.Empty(await store.ListModelsAsync()); // read: tried again on a new connection
+        Assert.Empty(await store.ListKeysAsync());
+
+        // A write that meets a connection broken this way is not tried again: the server may have run it before it went.
+        open.Clear();
+        for (int i = 0; i < 4; i++) open.Add(await dataSource.OpenConnectionAsync());
+        foreach (var c in open) await c.DisposeAsync();
+        await _pg.StopServerAsync();
+        await _pg.StartServerAsync();
+        var refused = await Assert.ThrowsAsync<StoreException>(() => store.CreateModelAsync(new NewModel { Name = "m", ModelId = ModelId }));
+        Assert.Equal(StoreErrorKind.Unavailable, refused.Kind);
+        Assert.Equal("m", (await store.CreateModelAsync(new NewModel { Name = "m", ModelId = ModelId })).Name); // the pool is fresh now
+    }
+
+    [Fact]
+    public async Task A_hung_postgres_holds_an_unknown_key_for_the_lookup_timeout_only()
+    {
+        var db = await _pg.CreateDatabaseAsync();
+        await using (var ds = DatabaseUrl.CreateDataSource(db, 2)) await new Migrator(ds).UpAsync();
+        var key = ApiKey.Generate();
+        var options = GatewayFixture.BuildOptions(_sim.BaseUrl) with
+        {
+            Models = [new ModelConfig { Name = "qwen", ModelId = ModelId, Backends = [new BackendConfig { Url = _sim.BaseUrl }] }],
+            Keys = [new KeyConfig { Name = "k", KeyHashHex = ApiKey.HashHex(key) }],
+            DatabaseUrl = db,
+            CacheRefreshInterval = TimeSpan.FromHours(1),
+        };
+        await using var host = new GatewayHost(options, new MemoryStream(), PostgresStore.Open(db, 4));
+        await host.StartAsync();
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        async Task<HttpStatusCode> Chat(string k)
+        {
+            using var request = GatewayFixture.CreatePost($"http://127.0.0.1:{host.Port}/v1/chat/completions", """{"model":"qwen","messages":[]}""", k);
+            using var response = await client.SendAsync(request);
+            return response.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, await Chat(ApiKey.Generate())); // a lookup that the server answers: a pooled connection
+
+        await _pg.HangServerAsync();
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var unknown = await Chat(ApiKey.Generate());
+            var waited = clock.Elapsed;
+            output.WriteLine($"PostgreSQL hung: unknown key → {(int)unknown} after {waited.TotalMilliseconds:0} ms");
+            Assert.Equal(HttpStatusCode.Unauthorized, unknown);
+            // The resolver's 2 s, not the driver's connect and command timeouts (the fixture's: 30 s and 60 s).
+            Assert.InRange(waited, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(6));
+            Assert.Equal(HttpStatusCode.OK, await Chat(key)); // known keys never wait on the store
+        }
+        finally
+        {
+            await _pg.ResumeServerAsync();
+        }
+    }
 }
 
 /// <summary>Backend health as this instance's checks see it reaches PostgreSQL (coalesced), for the admin API to show.</summary>

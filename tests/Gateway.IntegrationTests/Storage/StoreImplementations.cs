@@ -8,12 +8,48 @@ namespace Gateway.IntegrationTests.Storage;
 [Collection(PostgresCollection.Name)]
 public sealed class PostgresStoreContractTests(PostgresFixture pg) : StoreContractTests
 {
+    private string _db = "";
+
     protected override async Task<IStore> CreateStoreAsync()
     {
-        var connectionString = await pg.CreateDatabaseAsync();
+        var connectionString = _db = await pg.CreateDatabaseAsync();
         await using (var ds = DatabaseUrl.CreateDataSource(connectionString, 2))
             await new Migrator(ds).UpAsync();
         return PostgresStore.Open(connectionString, 4);
+    }
+
+    /// <summary>Ends every other session on the database, as a restart does: each gets 57P01 and its socket closes.</summary>
+    private async Task<long> EndPooledConnectionsAsync()
+    {
+        await using var admin = DatabaseUrl.CreateDataSource(_db, 1);
+        await using var kill = admin.CreateCommand(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        long ended = (long)(await kill.ExecuteScalarAsync())!;
+        // pg_terminate_backend only signals: wait until the sessions are gone, so their goodbye is in our sockets.
+        await using var left = admin.CreateCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        for (int i = 0; i < 100 && (long)(await left.ExecuteScalarAsync())! > 0; i++) await Task.Delay(20);
+        return ended;
+    }
+
+    [Fact]
+    public async Task Calls_after_the_server_ended_the_pooled_connections_succeed()
+    {
+        await using var dataSource = DatabaseUrl.CreateDataSource(_db, 4);
+        await using var store = new PostgresStore(dataSource);
+        async Task FillPoolThenEndItAsync()
+        {
+            // A busy moment leaves four idle connections in the pool; then the server ends them all (a restart).
+            var open = new List<Npgsql.NpgsqlConnection>();
+            for (int i = 0; i < 4; i++) open.Add(await dataSource.OpenConnectionAsync());
+            foreach (var c in open) await c.DisposeAsync();
+            Assert.True(await EndPooledConnectionsAsync() >= 4);
+        }
+        await FillPoolThenEndItAsync();
+        var model = await store.CreateModelAsync(Model("after-restart")); // a write: the server said it ended the session, nothing ran
+        await FillPoolThenEndItAsync();
+        Assert.Contains(await store.ListModelsAsync(), m => m.Id == model.Id);
+        await FillPoolThenEndItAsync();
+        Assert.Null(await store.FindKeyByHashAsync(Gateway.Auth.ApiKey.HashHex(Gateway.Auth.ApiKey.Generate())));
     }
 
     [Fact]
