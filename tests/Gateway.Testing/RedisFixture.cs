@@ -102,6 +102,22 @@ public sealed class RedisFixture : IAsyncLifetime
         finally { _lock.Release(); }
     }
 
+    /// <summary>
+    /// Hangs the server as a stuck host would (SIGSTOP): connections stay open and commands are taken by the kernel, but nothing
+    /// answers. <see cref="ResumeServerAsync"/> continues it; call it in a finally.
+    /// </summary>
+    public Task HangServerAsync() => SignalAsync("-STOP");
+
+    /// <summary>Continues a server stopped by <see cref="HangServerAsync"/>.</summary>
+    public Task ResumeServerAsync() => SignalAsync("-CONT");
+
+    private async Task SignalAsync(string signal)
+    {
+        var pid = _process?.Id ?? throw new InvalidOperationException("RedisFixture: the server is not running");
+        var kill = await LocalProcess.RunAsync("kill", [signal, pid.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        if (kill.ExitCode != 0) throw new InvalidOperationException($"RedisFixture: kill {signal} failed:\n{kill.Output}");
+    }
+
     /// <summary>Starts the server again on the same port and waits until it answers (directly and through <see cref="Connection"/>).</summary>
     public async Task StartServerAsync()
     {

@@ -100,14 +100,21 @@ public sealed class ControlPlane : IAsyncDisposable
         if (_redis is null) return;
         try
         {
-            await _redis.GetSubscriber().PublishAsync(RedisChannel.Literal(InvalidationChannel), InstanceId).ConfigureAwait(false);
+            await _redis.GetSubscriber().PublishAsync(RedisChannel.Literal(InvalidationChannel), InstanceId).WaitAsync(PublishWait).ConfigureAwait(false);
         }
         catch (Exception e)
         {
             // The write is done and durable; the others pick it up on their next periodic refresh.
-            _log.Warn($"registry invalidation not published ({e.GetType().Name}); other instances refresh within {_options.CacheRefreshInterval.TotalSeconds:0}s");
+            _log.Warn($"registry invalidation not published ({(e is TimeoutException ? $"no answer from Redis within {PublishWait.TotalSeconds:0}s" : e.GetType().Name)}); " +
+                $"other instances refresh within {_options.CacheRefreshInterval.TotalSeconds:0}s");
         }
     }
+
+    /// <summary>
+    /// How long an admin write waits for Redis to take its invalidation. A hung Redis held every admin write for StackExchange.Redis's
+    /// own timeout (5 s); the write is durable already, so its answer should not wait on a notification.
+    /// </summary>
+    public static readonly TimeSpan PublishWait = TimeSpan.FromSeconds(1);
 
     private async Task TrySubscribeAsync()
     {

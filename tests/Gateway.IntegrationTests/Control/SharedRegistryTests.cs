@@ -166,6 +166,27 @@ public sealed class SharedRegistryTests(PostgresFixture pg, RedisFixture redis, 
     }
 
     [Fact]
+    public async Task With_redis_hung_an_admin_write_waits_for_its_invalidation_one_second_at_most()
+    {
+        var refresh = TimeSpan.FromMilliseconds(500);
+        var (a, _) = await StartAsync(refresh);
+        var (b, _) = await StartAsync(refresh);
+        await redis.HangServerAsync();
+        try
+        {
+            await a.Control!.Store.CreateModelAsync(new NewModel { Name = "hung", ModelId = ModelId });
+            var clock = Stopwatch.StartNew();
+            await a.Control.AfterWriteAsync(default); // the publish is not answered; the write stands
+            var waited = clock.Elapsed;
+            output.WriteLine($"Redis hung: the admin write's invalidation gave up after {waited.TotalMilliseconds:0} ms");
+            Assert.InRange(waited, ControlPlane.PublishWait * 0.9, ControlPlane.PublishWait * 2.5); // StackExchange.Redis's own: 5 s
+            Assert.NotNull(a.Snapshots.Current!.FindModel("hung"));
+            await TimeUntil(b, s => s.FindModel("hung") is not null, TimeSpan.FromSeconds(5)); // by B's refresh
+        }
+        finally { await redis.ResumeServerAsync(); }
+    }
+
+    [Fact]
     public async Task A_key_created_elsewhere_works_before_any_invalidation_arrives()
     {
         // B has neither Redis nor a useful refresh: only the unknown-key lookup can find the key.
