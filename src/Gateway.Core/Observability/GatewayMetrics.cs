@@ -51,7 +51,7 @@ public sealed partial class GatewayMetrics
             ["model", "backend_url"], new HistogramConfiguration { Buckets = DurationBuckets });
         Overhead = f.CreateHistogram("gateway_overhead_seconds", "Time spent in the gateway itself, upstream waits excluded (streams: up to the first byte).",
             ["route"], new HistogramConfiguration { Buckets = OverheadBuckets });
-        RateLimiterErrors = f.CreateCounter("gateway_rate_limiter_errors_total", "Rate limiter failures (the request was allowed: fail-open).");
+        RateLimiterErrors = f.CreateCounter("gateway_rate_limiter_errors_total", "Rate limiter calls to Redis that failed: a check (its request was allowed without a decision: fail-open) or a token charge (lost with Redis).");
         UpstreamErrors = f.CreateCounter("gateway_upstream_errors_total", "Upstream failures by kind: connect, timeout, status_5xx, broken_stream.",
             "model", "backend_url", "kind");
         Failovers = f.CreateCounter("gateway_failovers_total", "Requests retried on another backend before any byte reached the client.", "model");
