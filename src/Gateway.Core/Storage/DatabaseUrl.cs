@@ -61,13 +61,13 @@ public static class DatabaseUrl
         return csb.ConnectionString;
     }
 
+    private const int DefaultConnectSeconds = 15, DefaultCommandSeconds = 30;
+    public const int ConnectSeconds = 5, CommandSeconds = 10;
+
     /// <summary>
     /// The AOT-friendly slim data source with only what the stores use: arrays (text[]), TLS, and statements auto-prepared
     /// after a few uses (every store query is a fixed text, so they all qualify).
     /// </summary>
-    private const int DefaultConnectSeconds = 15, DefaultCommandSeconds = 30;
-    public const int ConnectSeconds = 5, CommandSeconds = 10;
-
     public static NpgsqlDataSource CreateDataSource(string url, int maxPoolSize = 25)
     {
         var builder = new NpgsqlSlimDataSourceBuilder(ToConnectionString(url));
