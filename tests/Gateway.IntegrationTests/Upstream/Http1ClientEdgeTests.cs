@@ -167,6 +167,35 @@ public sealed class Http1ClientEdgeTests : IDisposable
         Assert.Equal(2, _server.Accepted);
     }
 
+    [Fact]
+    public async Task Bytes_a_server_sends_after_a_response_keep_its_connection_from_the_next_request()
+    {
+        var server = Task.Run(async () =>
+        {
+            using (var c = await _server.AcceptAsync())
+            {
+                await c.ReadRequestAsync();
+                await c.SendAsync(JsonOk);
+                await Task.Delay(50); // the response is complete; then a second one nobody asked for, on the idle connection
+                await c.SendAsync("HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\n{\"stray\":true}");
+                await Task.Delay(2000);
+            }
+        });
+        using (var response = await Send()) Assert.Equal("{\"ok\":true}", await ReadToEndAsync(response));
+        var fresh = Task.Run(async () =>
+        {
+            using var c = await _server.AcceptAsync();
+            await c.ReadRequestAsync();
+            await c.SendAsync(JsonOk);
+        });
+        await Task.Delay(300); // the stray bytes are in the idle connection's socket; under the 1 s poll threshold
+        using (var response = await Send()) Assert.Equal("{\"ok\":true}", await ReadToEndAsync(response));
+        await fresh;
+        Assert.Equal(2, _server.Accepted);
+        Assert.Equal(1, _route.Pool.FoundDeadBeforeUse);
+        await server;
+    }
+
     [Theory]
     [InlineData(100, 1)]  // reused at once: not polled, but the event loop already saw the FIN, so it is never written to
     [InlineData(1200, 1)] // idle over a second: polled (or seen by the loop), found closed, never written to

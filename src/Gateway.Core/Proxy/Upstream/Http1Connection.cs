@@ -76,15 +76,17 @@ internal sealed partial class Http1Connection
     public bool KnownDead => IsClosed || _socket.PeerClosed;
 
     /// <summary>
-    /// An idle connection is usable when the server has neither closed it nor sent anything: a readable idle socket means EOF, a
-    /// reset or stray bytes, all of which rule it out. One poll(2) with a zero timeout.
+    /// No edge since its last read drained the socket: nothing arrived while it was idle (no syscall; what the loop has counted).
+    /// Bytes after a complete response are a broken or hostile server's, and would be read as the next request's answer.
     /// </summary>
-    public bool IsUsableWhenIdle()
-    {
-        if (IsClosed) return false;
-        try { return !_socket.Socket.Poll(0, SelectMode.SelectRead); }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException) { return false; }
-    }
+    public bool QuietWhileIdle => !_socket.MayRead;
+
+    /// <summary>
+    /// An idle connection is usable when the server has neither closed it nor sent anything: a readable idle socket means EOF, a
+    /// reset or stray bytes, all of which rule it out. One recv(MSG_PEEK), which also clears an edge that came for bytes already
+    /// read (so the next reuse is syscall-free again).
+    /// </summary>
+    public bool IsUsableWhenIdle() => !IsClosed && !_socket.Peek();
 
     /// <summary>Starts an exchange: cancelling <paramref name="cancellationToken"/> from now until the response is disposed closes the socket.</summary>
     public void Begin(CancellationToken cancellationToken)

@@ -111,9 +111,13 @@ internal sealed class Http1Pool : IDisposable
         {
             long idle = now - connection.IdleSince;
             // A poll(2) per request costs about as much as the rest of the pool: only connections idle long enough for a server's
-            // keep-alive close to be plausible are polled. A fresher one the server dropped anyway (a crash, a restart) fails before
-            // any response byte, and SendAsync retries that once on a new connection. A close the event loop already saw costs nothing.
-            if (idle < _idleMs && !connection.KnownDead && (idle < PollAfterIdleMs || connection.IsUsableWhenIdle())) return connection;
+            // keep-alive close to be plausible, or that the loop saw readable while idle, are polled. A fresher one the server
+            // dropped anyway (a crash, a restart) fails before any response byte, and SendAsync retries that once on a new
+            // connection. A close the event loop already saw costs nothing. A readable idle connection is never reused: the bytes
+            // would be taken as the next request's answer, which may be another key's (audit: a server that sent a second response
+            // 50 ms after the first had it relayed to the next request for another model).
+            if (idle < _idleMs && !connection.KnownDead &&
+                (idle < PollAfterIdleMs && connection.QuietWhileIdle || connection.IsUsableWhenIdle())) return connection;
             if (idle < _idleMs) Interlocked.Increment(ref _foundDead);
             connection.Discard();
         }
