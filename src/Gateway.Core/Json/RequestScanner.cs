@@ -235,7 +235,10 @@ public static class RequestScanner
         return null;
     }
 
-    /// <summary>Copies the unescaped model name into <paramref name="destination"/>; returns the byte count, or -1 if it does not fit.</summary>
+    /// <summary>
+    /// Copies the unescaped model name into <paramref name="destination"/>; returns the byte count, -1 if it does not fit, or
+    /// <see cref="NotText"/> when its escapes make no text (a lone surrogate such as <c>\ud800</c>: valid JSON, but no string).
+    /// </summary>
     public static int CopyModelName(ReadOnlySpan<byte> body, RequestScan scan, Span<byte> destination)
     {
         var reader = new Utf8JsonReader(body[scan.ModelTokenStart..scan.ModelTokenEnd]);
@@ -248,6 +251,9 @@ public static class RequestScanner
             return raw.Length;
         }
         if (reader.ValueSpan.Length > destination.Length) return -1;
-        return reader.CopyString(destination);
+        try { return reader.CopyString(destination); }
+        catch (InvalidOperationException) { return NotText; }
     }
+
+    public const int NotText = -2;
 }

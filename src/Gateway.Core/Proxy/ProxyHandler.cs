@@ -171,6 +171,7 @@ public sealed partial class ProxyHandler(
         Span<byte> nameUtf8 = stackalloc byte[256];
         Span<char> name = stackalloc char[256];
         int nameBytes = RequestScanner.CopyModelName(body, scan, nameUtf8);
+        if (nameBytes == RequestScanner.NotText) return OpenAiError.InvalidRequest("The 'model' field is not valid text: it escapes a lone surrogate.", "model");
         int nameChars = nameBytes < 0 ? -1 : Encoding.UTF8.GetChars(nameUtf8[..nameBytes], name);
         model = nameChars < 0 ? null : snapshot.FindModel(name[..nameChars]);
         if (model is null || !model.Active)

@@ -29,6 +29,9 @@ public sealed class BadInputTests(GatewayFixture fx)
         { "{\"model\":\"nope\",\"messages\":[]}", "application/json", 404, "model_not_found", "model" },
         { "{\"model\":\"retired\",\"messages\":[]}", "application/json", 404, "model_not_found", "model" },
         { "{\"model\":\"\",\"messages\":[]}", "application/json", 400, "invalid_request", "model" }, // empty is as good as missing
+        // Escapes of a lone surrogate: valid JSON, but no text (was a 500 from the unescape).
+        { "{\"model\":\"\\ud800\",\"messages\":[]}", "application/json", 400, "invalid_request", "model" },
+        { "{\"model\":\"ab\\udc00cd\",\"messages\":[]}", "application/json", 400, "invalid_request", "model" },
     };
 
     [Theory]
