@@ -110,6 +110,15 @@ public static class ResponseScanner
         }
     }
 
+    /// <summary>
+    /// A count a model server can report for one request. Others (negative, or past any context window) are a broken or hostile
+    /// server's and are left out, as if absent: summed they wrapped into billions of charged tokens, locking a key out of its TPM,
+    /// and a negative one made the metrics throw in the request's accounting.
+    /// </summary>
+    public static bool IsTokenCount(long n) => n is >= 0 and <= MaxTokenCount;
+
+    public const long MaxTokenCount = 1_000_000_000;
+
     private static void ReadUsage(ref Utf8JsonReader reader, ref ResponseScan scan)
     {
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -117,7 +126,7 @@ public static class ResponseScanner
             bool prompt = reader.ValueTextEquals("prompt_tokens"u8);
             bool completion = !prompt && reader.ValueTextEquals("completion_tokens"u8);
             reader.Read();
-            if (reader.TokenType == JsonTokenType.Number && (prompt || completion) && reader.TryGetInt64(out var n))
+            if (reader.TokenType == JsonTokenType.Number && (prompt || completion) && reader.TryGetInt64(out var n) && IsTokenCount(n))
             {
                 if (prompt) scan.PromptTokens = n; else scan.CompletionTokens = n;
             }

@@ -61,6 +61,7 @@ internal static class VllmChunkShape
             if (!Expect(tail, ref at, TotalName) || !TryReadInteger(tail, ref at, out _)) return false;
             if (!Expect(tail, ref at, CompletionName) || !TryReadInteger(tail, ref at, out long completion)) return false;
             if (at != tail.Length - 2 || tail[at] != (byte)'}' || tail[at + 1] != (byte)'}') return false;
+            if (!ResponseScanner.IsTokenCount(prompt) || !ResponseScanner.IsTokenCount(completion)) return false; // the reader's path drops them
             scan.HasUsage = true;
             scan.PromptTokens = prompt;
             scan.CompletionTokens = completion;

@@ -126,9 +126,13 @@ public sealed partial class ProxyHandler(
             request.ReleaseCount();
             if (record.Status == 0) record.Status = exchange.Response.HasStarted ? exchange.Response.StatusCode : 499;
             long end = Stopwatch.GetTimestamp();
-            metrics.Record(record, end);
-            log.Request(record, end);
-            ProxyRequest.Return(request);
+            try { metrics.Record(record, end); }
+            finally
+            {
+                // A metrics failure must not cost the request's log line or its pooled buffers.
+                log.Request(record, end);
+                ProxyRequest.Return(request);
+            }
         }
     }
 

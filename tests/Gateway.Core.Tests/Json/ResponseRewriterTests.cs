@@ -46,6 +46,20 @@ public sealed class ResponseRewriterTests
     }
 
     [Theory]
+    [InlineData("-1000000", "-9223372036854775808")] // summed, these wrapped into ~9.2e18 charged tokens
+    [InlineData("1000000001", "5")]
+    [InlineData("5", "99999999999999999")]
+    public void Usage_a_model_server_cannot_have_counted_is_left_out(string prompt, string completion)
+    {
+        var json = $"{{\"model\":\"m\",\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt},\"total_tokens\":1,\"completion_tokens\":{completion}}}}}";
+        Assert.True(ResponseScanner.TryScan(Encoding.UTF8.GetBytes(json), out var scan));
+        Assert.True(scan.PromptTokens is >= 0 and <= ResponseScanner.MaxTokenCount);
+        Assert.True(scan.CompletionTokens is >= 0 and <= ResponseScanner.MaxTokenCount);
+        Assert.Equal(prompt.StartsWith('-') || prompt.Length > 9 ? 0 : long.Parse(prompt), scan.PromptTokens);
+        Assert.Equal(completion.StartsWith('-') || completion.Length > 9 ? 0 : long.Parse(completion), scan.CompletionTokens);
+    }
+
+    [Theory]
     [InlineData("[1,2]")]
     [InlineData("not json")]
     [InlineData("{\"model\":")]
