@@ -69,6 +69,7 @@ public sealed class GatewayHost : IAsyncDisposable
             RequestHeadersTimeout = options.Server.ReadTimeout,
             InlineIo = options.Server.InlineIo,
             LoopTransport = options.Server.Transport == ServerTransport.Loop,
+            WriteTimeout = options.Server.WriteTimeout,
         });
     }
 

@@ -32,7 +32,7 @@ public sealed class HttpServer : IAsyncDisposable
         options.Limits.MaxConcurrentConnections = null;
         options.Limits.MinResponseDataRate = null; // LLM streams trickle; slow readers are the upstream's pace, not abuse
         options.Listen(endpoint, o => o.Protocols = HttpProtocols.Http1);
-        IConnectionListenerFactory transport = limits.LoopTransport ? new LoopTransportFactory(limits.InlineIo, limits.Backlog) : new SocketTransportFactory(Options.Create(new SocketTransportOptions
+        IConnectionListenerFactory transport = limits.LoopTransport ? new LoopTransportFactory(limits.InlineIo, limits.Backlog, limits.WriteTimeout) : new SocketTransportFactory(Options.Create(new SocketTransportOptions
         {
             NoDelay = true,
             UnsafePreferInlineScheduling = limits.InlineIo,
@@ -76,4 +76,9 @@ public sealed record HttpServerLimits
     public int Backlog { get; init; } = 4096;
     /// <summary>Kestrel on the gateway's own epoll loops (<see cref="Transport.LoopTransportFactory"/>) instead of its socket transport.</summary>
     public bool LoopTransport { get; init; }
+    /// <summary>
+    /// The longest a response write may wait for the client to take bytes (nginx's send_timeout): past it the connection is
+    /// closed, which ends a stream and its upstream exchange. Enforced by the loop transport.
+    /// </summary>
+    public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(300);
 }

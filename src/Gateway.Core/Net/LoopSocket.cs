@@ -216,28 +216,37 @@ internal sealed class LoopSocket
         }
     }
 
-    /// <summary>Sends a pipe's buffers, several per sendmsg(2).</summary>
-    public ValueTask SendAsync(in ReadOnlySequence<byte> data)
+    /// <summary>
+    /// Sends a pipe's buffers, several per sendmsg(2). When the peer takes nothing for <paramref name="stallLimit"/> (its receive
+    /// window stays full: a client that stopped reading), fails with <see cref="SocketError.TimedOut"/>, as nginx's send_timeout does.
+    /// </summary>
+    public ValueTask SendAsync(in ReadOnlySequence<byte> data, TimeSpan stallLimit)
     {
-        if (data.IsSingleSegment) return SendAsync(data.First);
         var rest = data;
         while (!rest.IsEmpty)
         {
-            long n = TrySendVector(rest);
-            if (n < 0) return SendSlowAsync(rest);
+            long n = data.IsSingleSegment ? TrySend(rest.FirstSpan) : TrySendVector(rest);
+            if (n < 0) return SendSlowAsync(rest, stallLimit);
             rest = rest.Slice(n);
         }
         return default;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask SendSlowAsync(ReadOnlySequence<byte> rest)
+    private async ValueTask SendSlowAsync(ReadOnlySequence<byte> rest, TimeSpan stallLimit)
     {
+        // Only a send that found the kernel's buffer full gets here, so the timer costs nothing on the way of a reading client.
+        using var stalled = new CancellationTokenSource(stallLimit);
         while (!rest.IsEmpty)
         {
-            await WaitWritableAsync().ConfigureAwait(false);
-            long n = TrySendVector(rest);
-            if (n > 0) rest = rest.Slice(n);
+            try { await WaitWritableAsync(stalled.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) when (stalled.IsCancellationRequested) { throw new SocketException((int)SocketError.TimedOut); }
+            long n = rest.IsSingleSegment ? TrySend(rest.FirstSpan) : TrySendVector(rest);
+            if (n > 0)
+            {
+                rest = rest.Slice(n);
+                stalled.CancelAfter(stallLimit); // progress: the limit is on each wait, not on the whole response
+            }
         }
     }
 

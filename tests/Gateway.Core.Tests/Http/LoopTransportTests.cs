@@ -49,6 +49,55 @@ public sealed class LoopTransportTests
         if (inlineIo) Assert.Contains(seen, s => s.Current is not null && s.Current == s.Named);
     }
 
+    [Fact]
+    public async Task A_client_that_stops_reading_is_cut_off_after_the_write_timeout()
+    {
+        var app = new EndlessApp();
+        await using var server = new HttpServer(new IPEndPoint(IPAddress.Loopback, 0),
+            new HttpServerLimits { LoopTransport = true, InlineIo = true, WriteTimeout = TimeSpan.FromSeconds(1) });
+        await server.StartAsync(app, CancellationToken.None);
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
+        await socket.ConnectAsync(IPAddress.Loopback, server.Port);
+        await socket.SendAsync("GET /x HTTP/1.1\r\nHost: t\r\n\r\n"u8.ToArray()); // and never reads
+
+        // The app writes until its flush fails: the connection was shut down when one send waited a second for the client.
+        var ended = await Task.WhenAny(app.Ended.Task, Task.Delay(TimeSpan.FromSeconds(20)));
+        Assert.Same(app.Ended.Task, ended);
+        var (written, elapsed) = await app.Ended.Task;
+        Assert.InRange(elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(8));
+        Assert.True(written > 64 * 1024, $"{written} bytes written before the cut"); // the kernel's buffers filled first
+    }
+
+    /// <summary>Streams 16 KB chunks, flushing each, until a flush fails or reports the connection gone.</summary>
+    private sealed class EndlessApp : IHttpApplication<IFeatureCollection>
+    {
+        public readonly TaskCompletionSource<(long Written, TimeSpan Elapsed)> Ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public IFeatureCollection CreateContext(IFeatureCollection contextFeatures) => contextFeatures;
+        public void DisposeContext(IFeatureCollection context, Exception? exception) { }
+
+        public async Task ProcessRequestAsync(IFeatureCollection features)
+        {
+            var exchange = new Exchange(features);
+            exchange.Response.StatusCode = 200;
+            await exchange.ResponseBody.StartAsync();
+            var chunk = new byte[16 * 1024];
+            long written = 0;
+            var clock = System.Diagnostics.Stopwatch.StartNew(); // filling the kernel's and the pipe's buffers takes milliseconds
+            try
+            {
+                while (true)
+                {
+                    var result = await exchange.Writer.WriteAsync(chunk, exchange.RequestAborted);
+                    if (result.IsCompleted || result.IsCanceled) break;
+                    written += chunk.Length;
+                }
+            }
+            catch (Exception) { } // the connection is gone
+            Ended.TrySetResult((written, clock.Elapsed));
+        }
+    }
+
     private static async Task GetAsync(Socket socket)
     {
         await socket.SendAsync("GET /x HTTP/1.1\r\nHost: t\r\n\r\n"u8.ToArray());

@@ -24,6 +24,7 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
     private static long s_lastId;
 
     private readonly LoopSocket _socket;
+    private readonly TimeSpan _writeTimeout;
     private readonly IDuplexPipe _transport, _application; // Transport is settable (middleware may wrap it); these stay ours
     private readonly CancellationTokenSource _closed = new();
     private IDictionary<object, object?>? _items;
@@ -31,8 +32,10 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
     private int _shutdown, _closedFired;
     private volatile Exception? _shutdownReason;
 
-    public LoopConnection(Socket socket, EventLoop loop, bool inlineIo)
+    /// <param name="writeTimeout">The longest one send may wait for the client to take bytes; past it the connection is shut down.</param>
+    public LoopConnection(Socket socket, EventLoop loop, bool inlineIo, TimeSpan writeTimeout)
     {
+        _writeTimeout = writeTimeout;
         socket.NoDelay = true;
         LocalEndPoint = socket.LocalEndPoint;
         RemoteEndPoint = socket.RemoteEndPoint;
@@ -152,7 +155,7 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
                 var result = await output.ReadAsync().ConfigureAwait(false);
                 if (result.IsCanceled) break;
                 var buffer = result.Buffer;
-                if (!buffer.IsEmpty) await _socket.SendAsync(buffer).ConfigureAwait(false);
+                if (!buffer.IsEmpty) await _socket.SendAsync(buffer, _writeTimeout).ConfigureAwait(false);
                 output.AdvanceTo(buffer.End);
                 if (result.IsCompleted) break;
             }

@@ -10,7 +10,7 @@ namespace Gateway.Http.Transport;
 /// connections are read only when epoll reported bytes, and the upstream connections of the same requests share the loop.
 /// Accepting stays on .NET's sockets: it happens once per connection, not per request.
 /// </summary>
-internal sealed class LoopTransportFactory(bool inlineIo, int backlog) : IConnectionListenerFactory
+internal sealed class LoopTransportFactory(bool inlineIo, int backlog, TimeSpan writeTimeout) : IConnectionListenerFactory
 {
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
@@ -32,10 +32,10 @@ internal sealed class LoopTransportFactory(bool inlineIo, int backlog) : IConnec
             socket.Dispose();
             throw;
         }
-        return new ValueTask<IConnectionListener>(new Listener(socket, inlineIo));
+        return new ValueTask<IConnectionListener>(new Listener(socket, inlineIo, writeTimeout));
     }
 
-    private sealed class Listener(Socket socket, bool inlineIo) : IConnectionListener
+    private sealed class Listener(Socket socket, bool inlineIo, TimeSpan writeTimeout) : IConnectionListener
     {
         public EndPoint EndPoint { get; } = socket.LocalEndPoint!;
 
@@ -50,7 +50,7 @@ internal sealed class LoopTransportFactory(bool inlineIo, int backlog) : IConnec
                 catch (SocketException) { continue; } // the peer gave up before we took it
                 try
                 {
-                    var connection = new LoopConnection(accepted, EventLoops.Next(), inlineIo);
+                    var connection = new LoopConnection(accepted, EventLoops.Next(), inlineIo, writeTimeout);
                     connection.Start();
                     return connection;
                 }
