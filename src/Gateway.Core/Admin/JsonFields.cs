@@ -40,6 +40,7 @@ internal sealed class JsonFields : IDisposable
         {
             if (document.RootElement.ValueKind != JsonValueKind.Object)
                 throw AdminErrors.Validation(null, "The request body must be a JSON object.");
+            RefuseLoneSurrogates(document.RootElement);
             foreach (var member in document.RootElement.EnumerateObject())
                 if (!fields._members.TryAdd(member.Name, member.Value))
                     throw AdminErrors.Validation(member.Name, $"The field '{member.Name}' appears more than once.");
@@ -50,6 +51,36 @@ internal sealed class JsonFields : IDisposable
             fields.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// JSON may escape half a surrogate pair (<c>"\ud800"</c>), which is no text: reading such a name or string would throw outside
+    /// JsonException (a 500). One walk at parse time refuses it, naming the field; admin bodies are small.
+    /// </summary>
+    private static void RefuseLoneSurrogates(JsonElement element, string? field = null)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var member in element.EnumerateObject())
+                {
+                    string name;
+                    try { name = member.Name; }
+                    catch (InvalidOperationException) { throw NotText(field); }
+                    RefuseLoneSurrogates(member.Value, field ?? name);
+                }
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in element.EnumerateArray()) RefuseLoneSurrogates(item, field);
+                break;
+            case JsonValueKind.String:
+                try { _ = element.GetString(); }
+                catch (InvalidOperationException) { throw NotText(field); }
+                break;
+        }
+
+        static AdminException NotText(string? field) =>
+            AdminErrors.Validation(field, $"{(field is null ? "A field name" : $"The field '{field}'")} escapes half a surrogate pair (\\ud800–\\udfff alone), which is not text.");
     }
 
     /// <summary>Refuses the first member (in body order) that is not one of <paramref name="allowed"/>.</summary>

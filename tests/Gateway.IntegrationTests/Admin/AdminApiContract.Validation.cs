@@ -38,6 +38,9 @@ public abstract partial class AdminApiContract
         { """{"name":"m","model_id":"x","transforms":{"lb":"random"}}""", 400, "validation_error", "transforms.lb" },
         { """{"name":"m","model_id":"x","transforms":{"lb":2}}""", 400, "validation_error", "transforms.lb" },
         { """{"name":"m","model_id":"x","rate_limits":5}""", 400, "validation_error", "rate_limits" },
+        { """{"name":"\ud800","model_id":"x"}""", 400, "validation_error", "name" },
+        { """{"name":"m","model_id":"x","default_params":{"stop":["\udfff"]}}""", 400, "validation_error", "default_params" },
+        { """{"name":"m","model_id":"x","default_params":{"\ud800":1}}""", 400, "validation_error", "default_params" },
         { """{"name":"m","model_id":"x","rate_limits":{"rpm":-1}}""", 400, "validation_error", "rate_limits.rpm" },
         { """{"name":"m","model_id":"x","rate_limits":{"tpm":1.5}}""", 400, "validation_error", "rate_limits.tpm" },
         { """{"name":"m","model_id":"x","rate_limits":{"rph":1}}""", 400, "validation_error", "rate_limits.rph" },
@@ -137,6 +140,11 @@ public abstract partial class AdminApiContract
         { """{"name":"k","key":"ml-0000000000000000000000000000000000000000000000000000000000000002"}""", "key" },
         { """{"name":"k","key_hash":"00"}""", "key_hash" },
         { """{"name":"k","rpm":10}""", "rpm" },
+        // Escaped halves of surrogate pairs: valid JSON, no text (were 500s)
+        { """{"name":"\udc00"}""", "name" },
+        { """{"name":"k","allowed_models":["a\ud800"]}""", "allowed_models" },
+        { """{"name":"k","expires_at":"\ud800"}""", "expires_at" },
+        { """{"\ud800":1}""", null },
         { "{\"name\":\"k\"} trailing", null },
     };
 
