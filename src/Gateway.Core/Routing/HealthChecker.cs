@@ -75,8 +75,8 @@ public sealed class HealthChecker : IAsyncDisposable
             if (health.StatusCode == HttpStatusCode.OK)
             {
                 using var models = await _http.SendAsync(new HttpRequestMessage(HttpMethod.Get, url + "/v1/models"), timeout.Token).ConfigureAwait(false);
-                if (models.StatusCode == HttpStatusCode.OK)
-                    served = ParseModelIds(await models.Content.ReadAsByteArrayAsync(timeout.Token).ConfigureAwait(false));
+                if (models.StatusCode == HttpStatusCode.OK && await ReadCappedAsync(models.Content, timeout.Token).ConfigureAwait(false) is { } body)
+                    served = ParseModelIds(body);
             }
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested) { } // timed out: a failure
@@ -92,7 +92,30 @@ public sealed class HealthChecker : IAsyncDisposable
         }
     }
 
-    private static HashSet<string>? ParseModelIds(byte[] body)
+    /// <summary>A model list larger than this is not a vLLM's: the probe fails rather than hold the memory (a 150 MB one took 336 MB).</summary>
+    public const int MaxModelListBytes = 1024 * 1024;
+
+    /// <summary>The body, or null when it is longer than <see cref="MaxModelListBytes"/>.</summary>
+    private static async Task<ReadOnlyMemory<byte>?> ReadCappedAsync(HttpContent content, CancellationToken cancellationToken)
+    {
+        if (content.Headers.ContentLength > MaxModelListBytes) return null;
+        await using var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        var buffer = new byte[16 * 1024];
+        int length = 0;
+        while (true)
+        {
+            if (length == buffer.Length)
+            {
+                if (buffer.Length > MaxModelListBytes) return null;
+                Array.Resize(ref buffer, Math.Min(buffer.Length * 2, MaxModelListBytes + 1));
+            }
+            int n = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
+            if (n == 0) return buffer.AsMemory(0, length);
+            length += n;
+        }
+    }
+
+    private static HashSet<string>? ParseModelIds(ReadOnlyMemory<byte> body)
     {
         try
         {
@@ -103,7 +126,7 @@ public sealed class HealthChecker : IAsyncDisposable
                 if (m.ValueKind == JsonValueKind.Object && m.TryGetProperty("id", out var id) && id.GetString() is { } s) ids.Add(s);
             return ids;
         }
-        catch (JsonException) { return null; }
+        catch (Exception e) when (e is JsonException or InvalidOperationException) { return null; } // InvalidOperation: an id that is no text
     }
 
     public async ValueTask DisposeAsync()

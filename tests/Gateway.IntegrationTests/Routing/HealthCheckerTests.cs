@@ -39,6 +39,23 @@ public sealed class HealthCheckerTests
     }
 
     [Theory]
+    [InlineData(300, true)]   // a model list of ~0.6 MB (the simulator lists each id twice, as vLLM does: id and root): read
+    [InlineData(1000, false)] // ~1.9 MB: over HealthChecker.MaxModelListBytes, the probe fails instead of holding it
+    public async Task A_model_list_over_the_cap_fails_the_probe(int otherModels, bool healthy)
+    {
+        var padding = new string('x', 700);
+        await using var sim = await VllmSimulator.StartAsync(new SimulatorOptions
+        {
+            Port = 0,
+            Models = [GatewayFixture.ModelId, .. Enumerable.Range(0, otherModels).Select(i => $"org/{padding}-{i}")],
+        });
+        var (checker, registry) = Checker(sim.BaseUrl);
+        await using var _ = checker;
+        await checker.CheckAllAsync();
+        Assert.Equal(healthy, registry.For(GatewayFixture.ModelId, sim.BaseUrl).Healthy);
+    }
+
+    [Theory]
     [InlineData("health-fails")]
     [InlineData("not-ready")]
     [InlineData("other-model")]
