@@ -29,6 +29,13 @@ public sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
         return _array.AsMemory(_length);
     }
 
+    /// <summary>As <see cref="GetMemory(int)"/>, growing the array no further than <paramref name="capacityLimit"/> bytes (unless the hint needs more).</summary>
+    public Memory<byte> GetMemory(int sizeHint, int capacityLimit)
+    {
+        Ensure(sizeHint, capacityLimit);
+        return _array.AsMemory(_length);
+    }
+
     public Span<byte> GetSpan(int sizeHint = 0)
     {
         Ensure(sizeHint);
@@ -48,14 +55,27 @@ public sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
         _array[_length++] = b;
     }
 
-    public void Ensure(int sizeHint)
+    public void Ensure(int sizeHint) => Ensure(sizeHint, int.MaxValue);
+
+    public void Ensure(int sizeHint, int capacityLimit)
     {
         if (sizeHint < 1) sizeHint = 1;
         if (_array.Length - _length >= sizeHint) return;
-        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(Math.Max(_array.Length * 2, _initialCapacity), _length + sizeHint));
+        int needed = _length + sizeHint;
+        int size = Math.Max(needed, Math.Min(Math.Max(_array.Length * 2, _initialCapacity), capacityLimit));
+        // The shared pool rounds up to a power of two and keeps what it is given: a 64 MB answer would cost 128 MB, kept for good.
+        var bigger = size <= MaxPooledArray ? ArrayPool<byte>.Shared.Rent(size) : GC.AllocateUninitializedArray<byte>(size);
         _array.AsSpan(0, _length).CopyTo(bigger);
-        if (_array.Length > 0) ArrayPool<byte>.Shared.Return(_array);
+        Return(_array);
         _array = bigger;
+    }
+
+    /// <summary>Larger arrays (a rare, huge body) are left to the GC instead of pooled.</summary>
+    public const int MaxPooledArray = 16 * 1024 * 1024;
+
+    private static void Return(byte[] array)
+    {
+        if (array.Length is > 0 and <= MaxPooledArray) ArrayPool<byte>.Shared.Return(array);
     }
 
     /// <summary>Empties the buffer and returns its array to the pool; the next write rents again.</summary>
@@ -66,6 +86,6 @@ public sealed class PooledBuffer : IBufferWriter<byte>, IDisposable
         var array = _array;
         _array = [];
         _length = 0;
-        if (array.Length > 0) ArrayPool<byte>.Shared.Return(array);
+        Return(array);
     }
 }
