@@ -105,6 +105,16 @@ internal static class LogFormat
             if (line.Error is not null) sb.Append(" error=").Append(line.Error);
         }
         else sb.Append(line.Msg);
+        // One entry, one line: a path, model name or message with a line break or an escape sequence would forge entries or
+        // drive the reader's terminal (the JSON format escapes them itself).
+        for (int i = 0; i < sb.Length; i++)
+        {
+            char ch = sb[i];
+            if (ch >= 0x20 && ch != 0x7f) continue;
+            var escaped = ch switch { '\n' => "\\n", '\r' => "\\r", '\t' => "\\t", _ => $"\\x{(int)ch:x2}" };
+            sb.Remove(i, 1).Insert(i, escaped);
+            i += escaped.Length - 1;
+        }
         sb.Append('\n');
         var text = sb.ToString();
         var span = output.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length));

@@ -87,6 +87,21 @@ public sealed class GatewayLogTests
     }
 
     [Fact]
+    public void Text_lines_escape_control_characters_so_a_path_cannot_forge_an_entry()
+    {
+        var line = new LogLine { Timestamp = DateTime.UtcNow, Level = LogLevel.Warn, Msg = "request", IsRequest = true, RequestId = "r",
+            Method = "GET", Path = "/x\n2026-11-26T00:00:00.000Z ERROR forged\r\u001b[31m", Status = 404, Model = "m\tx", BackendUrl = "", KeyPrefix = "" };
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        LogFormat.WriteText(line, output);
+        var text = System.Text.Encoding.UTF8.GetString(output.WrittenSpan);
+        Assert.Equal(1, text.Count(c => c == '\n')); // the entry's own end only
+        Assert.EndsWith("\n", text);
+        Assert.Contains("GET /x\\n2026-11-26T00:00:00.000Z ERROR forged\\r\\x1b[31m 404", text);
+        Assert.Contains("model=m\\tx", text);
+        Assert.DoesNotContain(text[..^1], c => c < 0x20);
+    }
+
+    [Fact]
     public async Task Request_lines_reach_the_sink_without_a_wake_up_and_dispose_writes_the_rest()
     {
         var sink = new MemoryStream();
