@@ -43,6 +43,8 @@ public static class Authenticator
     {
         key = null;
         unknown = null;
+        if (authorization.Count > 1)
+            return OpenAiError.InvalidApiKey("More than one Authorization header. Send one: 'Authorization: Bearer ml-…'.");
         if (authorization.Count != 1 || authorization[0] is not { } header || header.Length == 0)
             return OpenAiError.InvalidApiKey("Missing API key. Send it as 'Authorization: Bearer ml-…'.");
         var value = header.AsSpan().Trim();

@@ -5,7 +5,10 @@ namespace Gateway.Http;
 /// <summary>Reading a JSON request body, shared by the proxy routes and the admin API: the media type check and a bounded read.</summary>
 public static class RequestBody
 {
-    /// <summary>application/json or application/*+json; no Content-Type at all is taken as JSON (curl -d without -H).</summary>
+    /// <summary>
+    /// application/json or application/*+json; no Content-Type at all is taken as JSON (a client that sends none). curl -d alone sends
+    /// application/x-www-form-urlencoded, which is refused: it needs -H 'Content-Type: application/json', as OpenAI's API does.
+    /// </summary>
     public static OpenAiError? CheckJsonContentType(Exchange exchange)
     {
         var contentType = exchange.RequestHeaders.ContentType;

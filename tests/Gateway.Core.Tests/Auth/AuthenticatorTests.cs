@@ -52,8 +52,12 @@ public sealed class AuthenticatorTests
     }
 
     [Fact]
-    public void Two_authorization_headers_are_rejected() =>
-        Assert.NotNull(Authenticator.Authenticate(new Microsoft.Extensions.Primitives.StringValues(["Bearer " + Good, "Bearer " + Good]), Snapshot, DateTimeOffset.UtcNow, out _));
+    public void Two_authorization_headers_are_rejected_as_such()
+    {
+        var error = Authenticator.Authenticate(new Microsoft.Extensions.Primitives.StringValues(["Bearer " + Good, "Bearer " + Good]), Snapshot, DateTimeOffset.UtcNow, out var key);
+        Assert.Null(key);
+        Assert.Contains("More than one Authorization header", error!.Value.Message); // not "Missing API key"
+    }
 
     [Fact]
     public void Generated_keys_are_well_formed_and_distinct()
