@@ -310,6 +310,8 @@ public sealed class Http1ClientEdgeTests : IDisposable
     [InlineData("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello")]
     [InlineData("hello there\r\n\r\n")]
     [InlineData("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")]
+    [InlineData("HTTP/1.1 999 Weird\r\nContent-Length: 0\r\n\r\n")]
+    [InlineData("HTTP/1.1 600 Beyond\r\nContent-Length: 0\r\n\r\n")]
     public async Task A_malformed_head_is_an_invalid_response(string raw)
     {
         var server = Task.Run(async () =>

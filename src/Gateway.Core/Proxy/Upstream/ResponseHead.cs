@@ -124,7 +124,8 @@ internal static class ResponseHeadParser
             if (!char.IsAsciiDigit((char)line[i])) return false;
             status = status * 10 + (line[i] - '0');
         }
-        if (status < 100 || (line.Length > 12 && line[12] != ' ')) return false;
+        // RFC 9110 statuses are 100–599; a "999" relayed as it is would reach clients that expect HTTP's classes.
+        if (status is < 100 or > 599 || (line.Length > 12 && line[12] != ' ')) return false;
         head.StatusCode = status;
         head.Http10 = line[7] == '0';
         return true;
