@@ -26,6 +26,12 @@ public sealed class RedisFixture : IAsyncLifetime
     private Process? _process;
     private ConnectionMultiplexer? _connection;
 
+    /// <summary>Started with <c>--requirepass</c> when set (the multiplexer and the start-up probe log in with it).</summary>
+    public string? Password { get; init; }
+
+    /// <summary>The server's process id while it runs (to pause it with SIGSTOP, as a hung Redis).</summary>
+    public int ProcessId => _process?.Id ?? throw new InvalidOperationException("RedisFixture: the server is not running");
+
     /// <summary>Loopback TCP port of the server (stays the same across stop/start).</summary>
     public int Port { get; private set; }
 
@@ -73,6 +79,7 @@ public sealed class RedisFixture : IAsyncLifetime
                 ConnectRetry = 5,
                 ReconnectRetryPolicy = new LinearRetry(250),
                 ClientName = "gateway-tests",
+                Password = Password,
             };
             _connection = await ConnectionMultiplexer.ConnectAsync(options).ConfigureAwait(false);
             await WaitForMultiplexerAsync(StartTimeout).ConfigureAwait(false);
@@ -173,6 +180,11 @@ public sealed class RedisFixture : IAsyncLifetime
                      "--daemonize", "no", "--dir", _dir!, "--protected-mode", "no",
                  })
             psi.ArgumentList.Add(a);
+        if (Password is not null)
+        {
+            psi.ArgumentList.Add("--requirepass");
+            psi.ArgumentList.Add(Password);
+        }
 
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => Append(e.Data);
@@ -202,7 +214,7 @@ public sealed class RedisFixture : IAsyncLifetime
                 throw new InvalidOperationException(
                     $"RedisFixture: redis-server on port {Port} exited with code {exitCode} before answering PING:\n{Output()}");
             }
-            var pid = await ProbePidAsync(Port).ConfigureAwait(false);
+            var pid = await ProbePidAsync(Port, Password).ConfigureAwait(false);
             if (pid == process.Id) return;
             if (pid > 0)
             {
@@ -257,14 +269,15 @@ public sealed class RedisFixture : IAsyncLifetime
     /// One raw <c>INFO server</c> on a fresh socket; the server's <c>process_id</c>, or -1 when nothing (or nothing sane) answers.
     /// Comparing the pid makes sure we talk to our own child and not to another server that took the port.
     /// </summary>
-    private static async Task<int> ProbePidAsync(int port)
+    private static async Task<int> ProbePidAsync(int port, string? password)
     {
         try
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             await socket.ConnectAsync(IPAddress.Loopback, port, cts.Token).ConfigureAwait(false);
-            await socket.SendAsync("INFO server\r\n"u8.ToArray(), SocketFlags.None, cts.Token).ConfigureAwait(false);
+            var command = (password is null ? "" : $"AUTH {password}\r\n") + "INFO server\r\n";
+            await socket.SendAsync(Encoding.ASCII.GetBytes(command), SocketFlags.None, cts.Token).ConfigureAwait(false);
             var buffer = new byte[16 * 1024];
             var length = 0;
             while (length < buffer.Length)
@@ -273,6 +286,7 @@ public sealed class RedisFixture : IAsyncLifetime
                 if (n == 0) break;
                 length += n;
                 var text = Encoding.ASCII.GetString(buffer, 0, length);
+                if (password is not null && text.StartsWith("+OK\r\n", StringComparison.Ordinal)) text = text[5..];
                 if (text.StartsWith('-')) return -1; // e.g. -LOADING
                 var at = text.IndexOf("\r\nprocess_id:", StringComparison.Ordinal);
                 if (at < 0) continue;

@@ -166,6 +166,12 @@ public static partial class ConfigLoader
             DatabaseMaxOpenConns = Int(f.Database?.MaxOpenConns, "database.max_open_conns", 25, 1, 10_000),
             DatabaseMaxIdleConns = Int(f.Database?.MaxIdleConns, "database.max_idle_conns", 10, 0, 10_000),
             RedisUrl = Env("REDIS_URL") ?? NullIfEmpty(f.Redis?.Url),
+            RedisLimiterClient = f.Redis?.LimiterClient switch
+            {
+                null or "loop" => RedisLimiterClientKind.Loop,
+                "stackexchange" => RedisLimiterClientKind.StackExchange,
+                var other => throw new ConfigException($"{source}: redis.limiter_client: '{other}' is not one of loop, stackexchange"),
+            },
             AdminKey = Env("ADMIN_API_KEY") ?? NullIfEmpty(f.Auth?.AdminKey),
             KeyLastUsedFlushInterval = Limit(f.Auth?.LastUsedFlushInterval, "auth.last_used_flush_interval", TimeSpan.FromSeconds(30)),
             DefaultRpm = defaultRpm,

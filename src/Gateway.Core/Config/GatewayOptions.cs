@@ -8,6 +8,8 @@ public sealed record GatewayOptions
     public int DatabaseMaxOpenConns { get; init; } = 25;
     public int DatabaseMaxIdleConns { get; init; } = 10;
     public string? RedisUrl { get; init; }
+    /// <summary><c>redis.limiter_client</c>: what carries the rate limiter's scripts to Redis (see <see cref="RedisLimiterClientKind"/>).</summary>
+    public RedisLimiterClientKind RedisLimiterClient { get; init; } = RedisLimiterClientKind.Loop;
     public string? AdminKey { get; init; }
     /// <summary>
     /// <c>auth.last_used_flush_interval</c>: how often keys' last-use times go to the store (and so how late the admin API's
@@ -99,6 +101,17 @@ public sealed record ProxyOptions
     /// X-Request-ID (e.g. <c>traceparent</c>). Never credentials, hop-by-hop headers or ones the gateway sets itself.
     /// </summary>
     public string[] PassThroughHeaders { get; init; } = [];
+}
+
+public enum RedisLimiterClientKind : byte
+{
+    /// <summary>
+    /// <c>"loop"</c>: the gateway's own RESP client on its epoll loops (Limits/Resp) for a plain-TCP REDIS_URL: a check is one
+    /// send and one recv, its reply completes the request on the loop thread. rediss:// and option strings use StackExchange.Redis.
+    /// </summary>
+    Loop,
+    /// <summary><c>"stackexchange"</c>: StackExchange.Redis, as for everything else the gateway asks of Redis.</summary>
+    StackExchange,
 }
 
 public enum UpstreamClientKind : byte

@@ -11,7 +11,7 @@ internal static class KnownKeys
         ["metrics"] = ["enabled"],
         ["server"] = ["host", "port", "read_timeout", "write_timeout", "idle_timeout", "shutdown_timeout", "max_body_bytes", "inline_io", "io_threads", "transport"],
         ["database"] = ["url", "max_open_conns", "max_idle_conns"],
-        ["redis"] = ["url"],
+        ["redis"] = ["url", "limiter_client"],
         ["auth"] = ["admin_key", "last_used_flush_interval"],
         ["rate_limits"] = ["default_rpm", "default_tpm", "window", "redis_timeout"],
         ["health_check"] = ["interval", "timeout", "healthy_threshold", "unhealthy_threshold"],

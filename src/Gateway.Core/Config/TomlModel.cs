@@ -45,7 +45,12 @@ public sealed class TomlDatabase
     public long? MaxIdleConns { get; set; }
 }
 
-public sealed class TomlRedis { public string? Url { get; set; } }
+public sealed class TomlRedis
+{
+    public string? Url { get; set; }
+    public string? LimiterClient { get; set; }
+}
+
 public sealed class TomlAuth
 {
     public string? AdminKey { get; set; }

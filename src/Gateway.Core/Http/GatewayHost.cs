@@ -3,6 +3,7 @@ using Gateway.Admin;
 using Gateway.Config;
 using Gateway.Control;
 using Gateway.Limits;
+using Gateway.Limits.Resp;
 using Gateway.Observability;
 using Gateway.Proxy;
 using Gateway.Routing;
@@ -77,8 +78,12 @@ public sealed class GatewayHost : IAsyncDisposable
     private IRateLimiter CreateLimiter(GatewayOptions options)
     {
         if (options.RedisUrl is not { } url) return new InProcessRateLimiter(options.RateLimitWindow);
-        _redis = StackExchange.Redis.ConnectionMultiplexer.Connect(RedisConnection.Parse(url));
-        return new RedisRateLimiter(_redis, options.RateLimitWindow, options.RateLimiterTimeout, Log.Warn, () => Metrics.RateLimiterErrors.Inc());
+        _redis = StackExchange.Redis.ConnectionMultiplexer.Connect(RedisConnection.Parse(url)); // pub/sub, and the limiter below if need be
+        Action onError = () => Metrics.RateLimiterErrors.Inc();
+        // The loop client speaks plain TCP to one server; TLS and StackExchange.Redis's option strings stay with the multiplexer.
+        if (options.RedisLimiterClient == RedisLimiterClientKind.Loop && RespEndpoint.TryParse(url) is { } endpoint)
+            return new RedisRateLimiter(endpoint, options.RateLimitWindow, options.RateLimiterTimeout, Log.Warn, onError);
+        return new RedisRateLimiter(_redis, options.RateLimitWindow, options.RateLimiterTimeout, Log.Warn, onError);
     }
 
     private StackExchange.Redis.ConnectionMultiplexer? _redis;

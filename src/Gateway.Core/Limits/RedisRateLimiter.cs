@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using Gateway.Limits.Resp;
 using StackExchange.Redis;
 
 namespace Gateway.Limits;
@@ -14,13 +16,12 @@ namespace Gateway.Limits;
 public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
 {
     public static readonly TimeSpan ErrorLogInterval = TimeSpan.FromSeconds(30);
-    private readonly IDatabase _db;
+    private readonly IScriptRunner _runner;
     private readonly long _windowMs;
-    private readonly TimeSpan _timeout;
     private readonly Action<string>? _log;
     private readonly Action? _onError;
     private readonly string _instance = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
-    private readonly ConcurrentDictionary<(string KeyId, string? Model), RedisKey[]> _keyNames = new();
+    private readonly ConcurrentDictionary<(string KeyId, string? Model), string[]> _keyNames = new();
     private readonly Channel<Charge> _charges = Channel.CreateBounded<Charge>(new BoundedChannelOptions(16_384)
     {
         SingleReader = true, FullMode = BoundedChannelFullMode.Wait,
@@ -30,7 +31,7 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     // Tokens charged here but not yet handed to Redis, per scope: a check counts them, so a batch on its way does not let a key
     // run over its TPM by more than one request.
     private readonly ConcurrentDictionary<(string KeyId, string? Model), StrongBox> _pending = new();
-    // StackExchange.Redis writes commands to its one connection in the order they are issued, and Redis runs them in that order:
+    // The runner writes commands to its one connection in the order they are issued, and Redis runs them in that order:
     // a charge issued before a check is in the window that check reads. So a charge leaves _pending when it is issued, not when
     // Redis answers (then a check in between counted it twice and refused a request early), and a check reads _pending and is
     // issued under the same lock: every charge is counted exactly once, in Redis or as pending.
@@ -46,14 +47,23 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     /// <param name="log">Told at most once per <see cref="ErrorLogInterval"/> that the limiter is failing open.</param>
     /// <param name="onError">Called on every failure (gateway_rate_limiter_errors_total).</param>
     public RedisRateLimiter(IConnectionMultiplexer redis, TimeSpan window, TimeSpan timeout, Action<string>? log = null, Action? onError = null)
+        : this(new StackExchangeScriptRunner(redis, timeout), window, log, onError) { }
+
+    /// <summary>On the loop client: its own connection to <paramref name="endpoint"/>, replies read on an event loop.</summary>
+    internal RedisRateLimiter(RespEndpoint endpoint, TimeSpan window, TimeSpan timeout, Action<string>? log = null, Action? onError = null)
+        : this(new LoopScriptRunner(new RespClient(endpoint, timeout)), window, log, onError) { }
+
+    private RedisRateLimiter(IScriptRunner runner, TimeSpan window, Action<string>? log, Action? onError)
     {
+        _runner = runner;
         _onError = onError;
-        _db = redis.GetDatabase();
         _windowMs = (long)window.TotalMilliseconds;
-        _timeout = timeout;
         _log = log;
         _writer = Task.Run(WriteChargesAsync);
     }
+
+    /// <summary>The loop client, when the limiter runs on it (tests watch its connection).</summary>
+    internal RespClient? LoopClient => (_runner as LoopScriptRunner)?.Client;
 
     /// <summary>Checks that failed open since start (for gateway_rate_limiter_errors_total).</summary>
     public long Errors => Interlocked.Read(ref _errors);
@@ -64,56 +74,47 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     public ValueTask<RateDecision> PeekAsync(RateRequest request, CancellationToken cancellationToken = default) =>
         CheckAsync(request, peek: true, cancellationToken);
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<RateDecision> CheckAsync(RateRequest request, bool peek, CancellationToken cancellationToken)
     {
         bool modelScope = request.Model is not null && !request.ModelLimits.IsUnlimited;
-        var keys = Names(request.KeyId, modelScope ? request.Model : null);
-        RedisValue[] args =
-        [
-            _windowMs, request.KeyLimits.RequestsPerWindow, request.KeyLimits.TokensPerWindow,
-            request.ModelLimits.RequestsPerWindow, request.ModelLimits.TokensPerWindow, NextMember(), 0, 0, peek ? 1 : 0,
-        ];
-        try
+        string member = NextMember();
+        var reply = await IssueCheck(request, modelScope, peek, member, asText: false).ConfigureAwait(false);
+        // Redis lost its script cache (a restart, SCRIPT FLUSH): the full text loads it again, with the pending counts reread.
+        if (reply.IsNoScript) reply = await IssueCheck(request, modelScope, peek, member, asText: true).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        if (reply.Kind != RespKind.Array || reply.Count < 6)
         {
-            RedisResult reply;
-            try { reply = await IssueCheck(keys, args, request, modelScope, CheckSha).WaitAsync(_timeout, cancellationToken); }
-            catch (RedisServerException e) when (IsNoScript(e))
+            OnError(reply.Kind switch
             {
-                // Redis lost its script cache (a restart, SCRIPT FLUSH): the full text loads it again, with the pending counts reread.
-                reply = await IssueCheck(keys, args, request, modelScope, null).WaitAsync(_timeout, cancellationToken);
-            }
-            var result = (RedisResult[])reply!;
-            var violation = (LimitViolation)(int)result[0];
-            return new RateDecision(
-                violation == LimitViolation.None, violation,
-                request.KeyLimits.RequestsPerWindow, (long)result[1], Ms((long)result[2]),
-                request.KeyLimits.TokensPerWindow, (long)result[3], Ms((long)result[4]),
-                Ms((long)result[5]));
-        }
-        catch (Exception e) when (e is RedisException or TimeoutException or InvalidCastException or ObjectDisposedException)
-        {
-            OnError(e);
+                RespKind.Failed or RespKind.Error => reply.Error!,
+                _ => $"unexpected {reply.Kind} reply with {reply.Count} numbers",
+            });
             return RateDecision.FailOpen;
         }
+        var violation = (LimitViolation)(int)reply[0];
+        return new RateDecision(
+            violation == LimitViolation.None, violation,
+            request.KeyLimits.RequestsPerWindow, reply[1], Ms(reply[2]),
+            request.KeyLimits.TokensPerWindow, reply[3], Ms(reply[4]),
+            Ms(reply[5]));
     }
 
     /// <summary>Issues the check with the pending counts read under the same lock (see <see cref="_issue"/>); by hash, or as text.</summary>
-    private Task<RedisResult> IssueCheck(RedisKey[] keys, RedisValue[] args, in RateRequest request, bool modelScope, byte[]? sha)
+    private ValueTask<RespReply> IssueCheck(in RateRequest request, bool modelScope, bool peek, string member, bool asText)
     {
+        var keys = Names(request.KeyId, modelScope ? request.Model : null);
         lock (_issue)
         {
-            args[6] = Pending(request.KeyId, null);
-            args[7] = modelScope ? Pending(request.KeyId, request.Model) : 0;
-            return sha is not null ? _db.ScriptEvaluateAsync(sha, keys, args) : _db.ScriptEvaluateAsync(RedisScripts.Check, keys, args);
+            ReadOnlySpan<ScriptArg> args =
+            [
+                _windowMs, request.KeyLimits.RequestsPerWindow, request.KeyLimits.TokensPerWindow,
+                request.ModelLimits.RequestsPerWindow, request.ModelLimits.TokensPerWindow, member,
+                Pending(request.KeyId, null), modelScope ? Pending(request.KeyId, request.Model) : 0, peek ? 1 : 0,
+            ];
+            return _runner.Run(LimiterScript.Check, asText, keys, args);
         }
     }
-
-    // The scripts go as EVALSHA of hashes made here once. StackExchange.Redis's text overload looks each script's hash up by its
-    // text, hashing the ~2.5 KB of Lua on every call (1.6 % of a Redis-mode profile; within noise in a load A/B).
-    private static readonly byte[] CheckSha = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(RedisScripts.Check));
-    private static readonly byte[] ChargeSha = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(RedisScripts.Charge));
-
-    private static bool IsNoScript(RedisServerException e) => e.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal);
 
     public void ChargeTokens(in RateRequest request, long tokens)
     {
@@ -152,44 +153,36 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     {
         var names = Names(charge.KeyId, charge.Model);
         var member = NextMember() + ":" + charge.Tokens;
-        RedisKey[] keys;
-        RedisValue[] args;
         // Pairs of (token set, running total): names[1..2] for the key, names[4..5] for key × model.
-        if (charge.KeyTpm && charge.Model is not null) { keys = [names[1], names[2], names[4], names[5]]; args = [_windowMs, member, member]; }
-        else if (charge.KeyTpm) { keys = [names[1], names[2]]; args = [_windowMs, member]; }
-        else { keys = [names[4], names[5]]; args = [_windowMs, member]; }
-        Task call;
+        string[] keys = charge.KeyTpm && charge.Model is not null ? [names[1], names[2], names[4], names[5]]
+            : charge.KeyTpm ? [names[1], names[2]] : [names[4], names[5]];
+        ValueTask<RespReply> call;
         lock (_issue)
         {
-            try { call = _db.ScriptEvaluateAsync(ChargeSha, keys, args); }
-            catch (Exception e) { call = Task.FromException(e); }
+            call = _runner.Run(LimiterScript.Charge, asText: false, keys, Args(member, keys.Length / 2));
             // On the connection now, ahead of any later check (or lost with Redis): no longer pending here.
             if (charge.KeyTpm) AddPending(charge.KeyId, null, -charge.Tokens);
             if (charge.Model is not null) AddPending(charge.KeyId, charge.Model, -charge.Tokens);
         }
-        return ObserveAsync(call, keys, args);
+        return ObserveAsync(call, keys, member);
     }
 
-    private async Task ObserveAsync(Task call, RedisKey[] keys, RedisValue[] args)
+    private ScriptArg[] Args(string member, int pairs) => pairs == 2 ? [_windowMs, member, member] : [_windowMs, member];
+
+    private async Task ObserveAsync(ValueTask<RespReply> call, string[] keys, string member)
     {
-        try
+        var reply = await call.ConfigureAwait(false);
+        if (reply.IsNoScript)
         {
-            try { await call.ConfigureAwait(false); }
-            catch (RedisServerException e) when (IsNoScript(e))
-            {
-                // Redis lost its script cache: nothing ran, so the text goes once (later than the hash would have: a check issued
-                // in between did not count this charge, as if it had come a moment later).
-                await _db.ScriptEvaluateAsync(RedisScripts.Charge, keys, args).ConfigureAwait(false);
-            }
+            // Redis lost its script cache: nothing ran, so the text goes once (later than the hash would have: a check issued
+            // in between did not count this charge, as if it had come a moment later).
+            reply = await _runner.Run(LimiterScript.Charge, asText: true, keys, Args(member, keys.Length / 2)).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is RedisException or TimeoutException or ObjectDisposedException)
-        {
-            OnError(e); // Redis is down: the window is lost with it anyway
-        }
+        if (reply.Kind is RespKind.Failed or RespKind.Error) OnError(reply.Error!); // Redis is down: the window is lost with it anyway
     }
 
     /// <summary>rpm, tpm and tpm-total of the key, then (with a model) the same three of key × model; {id} keeps them in one cluster slot.</summary>
-    private RedisKey[] Names(string keyId, string? model) => _keyNames.GetOrAdd((keyId, model), static k => k.Model is null
+    private string[] Names(string keyId, string? model) => _keyNames.GetOrAdd((keyId, model), static k => k.Model is null
         ? [$"ratelimit:rpm:{{{k.KeyId}}}", $"ratelimit:tpm:{{{k.KeyId}}}", $"ratelimit:tpm-total:{{{k.KeyId}}}"]
         : [$"ratelimit:rpm:{{{k.KeyId}}}", $"ratelimit:tpm:{{{k.KeyId}}}", $"ratelimit:tpm-total:{{{k.KeyId}}}",
            $"ratelimit:rpm:{k.Model}:{{{k.KeyId}}}", $"ratelimit:tpm:{k.Model}:{{{k.KeyId}}}", $"ratelimit:tpm-total:{k.Model}:{{{k.KeyId}}}"]);
@@ -198,13 +191,13 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
 
     private static TimeSpan Ms(long ms) => ms <= 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(ms);
 
-    private void OnError(Exception e)
+    private void OnError(string why)
     {
         Interlocked.Increment(ref _errors);
         _onError?.Invoke();
         long now = Stopwatch.GetTimestamp(), last = Interlocked.Read(ref _lastErrorLog);
         if ((last == 0 || Stopwatch.GetElapsedTime(last, now) >= ErrorLogInterval) && Interlocked.CompareExchange(ref _lastErrorLog, now, last) == last)
-            _log?.Invoke($"rate limiter unavailable, allowing requests (fail-open): {e.GetType().Name}: {e.Message}");
+            _log?.Invoke($"rate limiter unavailable, allowing requests (fail-open): {why}");
     }
 
     /// <summary>Flushes the queued charges, then stops the writer.</summary>
@@ -212,6 +205,7 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     {
         _charges.Writer.TryComplete();
         await _writer.ConfigureAwait(false);
+        await _runner.DisposeAsync().ConfigureAwait(false);
     }
 
     private readonly record struct Charge(string KeyId, string? Model, bool KeyTpm, long Tokens);

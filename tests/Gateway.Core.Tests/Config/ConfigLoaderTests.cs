@@ -126,6 +126,7 @@ public sealed class ConfigLoaderTests
     [InlineData("[proxy]\nupstream_client = \"h2\"", "proxy.upstream_client: 'h2' is not one of sockets, http1")]
     [InlineData("[proxy]\nupstream_client = \"HTTP1\"", "proxy.upstream_client: 'HTTP1' is not one of sockets, http1")]
     [InlineData("[proxy]\nupstream_client = 1", "line 2")]
+    [InlineData("[redis]\nlimiter_client = \"se\"", "redis.limiter_client: 'se' is not one of loop, stackexchange")]
     [InlineData("[[keys]]\nname = \"k\"", "keys[0]: needs key or key_hash")]
     [InlineData("[[keys]]\nname = \"k\"\nkey = \"sk-123\"", "keys[0].key: must be 'ml-'")]
     [InlineData("[[keys]]\nname = \"k\"\nkey_hash = \"abc\"", "keys[0].key_hash: must be 64 hex")]
@@ -156,6 +157,13 @@ public sealed class ConfigLoaderTests
     [InlineData("upstream_client = \"http1\"", UpstreamClientKind.Http1)]
     public void Upstream_client_picks_what_carries_requests_to_http_backends(string line, UpstreamClientKind expected) =>
         Assert.Equal(expected, Load($"[proxy]\n{line}").Proxy.UpstreamClient);
+
+    [Theory]
+    [InlineData("", RedisLimiterClientKind.Loop)]
+    [InlineData("limiter_client = \"loop\"", RedisLimiterClientKind.Loop)]
+    [InlineData("limiter_client = \"stackexchange\"", RedisLimiterClientKind.StackExchange)]
+    public void Redis_limiter_client_picks_what_carries_the_limiter_scripts(string line, RedisLimiterClientKind expected) =>
+        Assert.Equal(expected, Load($"[redis]\n{line}").RedisLimiterClient);
 
     [Fact]
     public void Pass_through_headers_are_read_and_deduplicated()

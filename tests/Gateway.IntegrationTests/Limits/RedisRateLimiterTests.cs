@@ -1,21 +1,40 @@
 using System.Diagnostics;
 using Gateway.IntegrationTests.Fixtures;
 using Gateway.Limits;
+using Gateway.Limits.Resp;
 using Gateway.Testing;
 using StackExchange.Redis;
 using Xunit.Abstractions;
 
 namespace Gateway.IntegrationTests.Limits;
 
-/// <summary>The Redis limiter on a real Redis server: exact limits, across instances, with fail-open when Redis goes away.</summary>
+/// <summary>The limiter on StackExchange.Redis (<c>redis.limiter_client = "stackexchange"</c>, and rediss:// URLs).</summary>
 [Collection(RedisCollection.Name)]
-public sealed class RedisRateLimiterTests(RedisFixture redis, ITestOutputHelper output) : IAsyncLifetime
+public sealed class RedisRateLimiterTests(RedisFixture redis, ITestOutputHelper output) : RedisRateLimiterContract(redis, output)
 {
+    protected override RedisRateLimiter Create(TimeSpan window, TimeSpan timeout, Action<string>? log) => new(Redis.Connection, window, timeout, log);
+}
+
+/// <summary>The limiter on the gateway's own RESP client (<c>redis.limiter_client = "loop"</c>, the default).</summary>
+[Collection(RedisCollection.Name)]
+public sealed class LoopRedisRateLimiterTests(RedisFixture redis, ITestOutputHelper output) : RedisRateLimiterContract(redis, output)
+{
+    protected override RedisRateLimiter Create(TimeSpan window, TimeSpan timeout, Action<string>? log) =>
+        new(RespEndpoint.TryParse(Redis.ConnectionString)!, window, timeout, log);
+}
+
+/// <summary>The Redis limiter on a real Redis server: exact limits, across instances, with fail-open when Redis goes away; run on each client.</summary>
+public abstract class RedisRateLimiterContract(RedisFixture redis, ITestOutputHelper output) : IAsyncLifetime
+{
+    protected RedisFixture Redis => redis;
+
     public Task InitializeAsync() => redis.FlushAsync();
     public Task DisposeAsync() => Task.CompletedTask;
 
+    protected abstract RedisRateLimiter Create(TimeSpan window, TimeSpan timeout, Action<string>? log);
+
     private RedisRateLimiter Limiter(TimeSpan? window = null, Action<string>? log = null, TimeSpan? timeout = null) =>
-        new(redis.Connection, window ?? TimeSpan.FromSeconds(60), timeout ?? TimeSpan.FromSeconds(2), log);
+        Create(window ?? TimeSpan.FromSeconds(60), timeout ?? TimeSpan.FromSeconds(2), log ?? output.WriteLine);
 
     /// <summary>How many times the server ran these commands since it started (INFO commandstats).</summary>
     private long CommandCalls(params string[] commands)
