@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using Gateway.Limits.Resp;
 using StackExchange.Redis;
 
@@ -9,8 +8,8 @@ namespace Gateway.Limits;
 
 /// <summary>
 /// Scaled-out mode's limiter: one Lua script per request checks and records RPM and pre-checks TPM for the key and the key × model
-/// scope atomically in Redis, so the limits are exact across instances. Token charges go through a bounded, batched writer that
-/// coalesces live deltas per scope and never drops one (a full queue sends directly). Redis slow or down → allow (fail-open),
+/// scope atomically in Redis, so the limits are exact across instances. Token charges go one batch per round trip, coalesced per
+/// scope while the previous batch waits for Redis, and none is dropped. Redis slow or down → allow (fail-open),
 /// count the error, and say so at most once per <see cref="ErrorLogInterval"/>.
 /// </summary>
 public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
@@ -22,11 +21,13 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     private readonly Action? _onError;
     private readonly string _instance = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray().AsSpan(0, 6));
     private readonly ConcurrentDictionary<(string KeyId, string? Model), string[]> _keyNames = new();
-    private readonly Channel<Charge> _charges = Channel.CreateBounded<Charge>(new BoundedChannelOptions(16_384)
-    {
-        SingleReader = true, FullMode = BoundedChannelFullMode.Wait,
-    });
-    private readonly Task _writer;
+    // Token charges: one batch at a time on the connection. What is charged while a batch waits for its replies is coalesced per
+    // scope and goes as the next batch when the last reply comes, from the thread that read it: no writer thread to wake, and as
+    // many commands per round trip as there are scopes, however many requests ended meanwhile.
+    private readonly Lock _chargeLock = new();
+    private Dictionary<(string KeyId, string? Model, bool KeyTpm), long> _queued = [];
+    private int _chargesInFlight;
+    private TaskCompletionSource? _chargesDone;
     private long _sequence, _errors, _lastErrorLog;
     // Tokens charged here but not yet handed to Redis, per scope: a check counts them, so a batch on its way does not let a key
     // run over its TPM by more than one request.
@@ -59,7 +60,6 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
         _onError = onError;
         _windowMs = (long)window.TotalMilliseconds;
         _log = log;
-        _writer = Task.Run(WriteChargesAsync);
     }
 
     /// <summary>The loop client, when the limiter runs on it (tests watch its connection).</summary>
@@ -125,27 +125,38 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
         var charge = new Charge(request.KeyId, modelTpm ? request.Model : null, keyTpm, tokens);
         if (keyTpm) AddPending(charge.KeyId, null, tokens);
         if (charge.Model is not null) AddPending(charge.KeyId, charge.Model, tokens);
-        if (!_charges.Writer.TryWrite(charge)) _ = SendAsync(charge); // a full queue is no reason to lose tokens
+        lock (_chargeLock)
+        {
+            if (_chargesInFlight > 0)
+            {
+                var scope = (charge.KeyId, charge.Model, charge.KeyTpm);
+                _queued[scope] = _queued.GetValueOrDefault(scope) + tokens; // a stream's many live deltas: one entry per scope
+                return;
+            }
+            _chargesInFlight = 1;
+        }
+        _ = SendAsync(charge);
     }
 
-    private async Task WriteChargesAsync()
+    /// <summary>A charge was answered (or failed); the last of a batch sends what was queued meanwhile.</summary>
+    private void OnChargeDone()
     {
-        var pending = new Dictionary<(string KeyId, string? Model, bool KeyTpm), long>();
-        var sends = new List<Task>();
-        var reader = _charges.Reader;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        Charge[] batch;
+        lock (_chargeLock)
         {
-            // Coalesce what is queued: a stream's many live deltas become one entry per scope per batch.
-            while (pending.Count < 1024 && reader.TryRead(out var c))
+            if (--_chargesInFlight > 0) return;
+            if (_queued.Count == 0)
             {
-                var scope = (c.KeyId, c.Model, c.KeyTpm);
-                pending[scope] = pending.GetValueOrDefault(scope) + c.Tokens;
+                _chargesDone?.TrySetResult();
+                return;
             }
-            foreach (var ((keyId, model, keyTpm), tokens) in pending) sends.Add(SendAsync(new Charge(keyId, model, keyTpm, tokens)));
-            pending.Clear();
-            try { await Task.WhenAll(sends).ConfigureAwait(false); } catch (Exception) { /* counted in SendAsync */ }
-            sends.Clear();
+            batch = new Charge[_queued.Count];
+            int i = 0;
+            foreach (var ((keyId, model, keyTpm), tokens) in _queued) batch[i++] = new Charge(keyId, model, keyTpm, tokens);
+            _queued.Clear();
+            _chargesInFlight = batch.Length;
         }
+        foreach (var charge in batch) _ = SendAsync(charge);
     }
 
     /// <summary>Issues the charge at once (see <see cref="_issue"/>); the returned task observes Redis's answer.</summary>
@@ -171,14 +182,18 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
 
     private async Task ObserveAsync(ValueTask<RespReply> call, string[] keys, string member)
     {
-        var reply = await call.ConfigureAwait(false);
-        if (reply.IsNoScript)
+        try
         {
-            // Redis lost its script cache: nothing ran, so the text goes once (later than the hash would have: a check issued
-            // in between did not count this charge, as if it had come a moment later).
-            reply = await _runner.Run(LimiterScript.Charge, asText: true, keys, Args(member, keys.Length / 2)).ConfigureAwait(false);
+            var reply = await call.ConfigureAwait(false);
+            if (reply.IsNoScript)
+            {
+                // Redis lost its script cache: nothing ran, so the text goes once (later than the hash would have: a check issued
+                // in between did not count this charge, as if it had come a moment later).
+                reply = await _runner.Run(LimiterScript.Charge, asText: true, keys, Args(member, keys.Length / 2)).ConfigureAwait(false);
+            }
+            if (reply.Kind is RespKind.Failed or RespKind.Error) OnError(reply.Error!); // Redis is down: the window is lost with it anyway
         }
-        if (reply.Kind is RespKind.Failed or RespKind.Error) OnError(reply.Error!); // Redis is down: the window is lost with it anyway
+        finally { OnChargeDone(); }
     }
 
     /// <summary>rpm, tpm and tpm-total of the key, then (with a model) the same three of key × model; {id} keeps them in one cluster slot.</summary>
@@ -200,11 +215,17 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
             _log?.Invoke($"rate limiter unavailable, allowing requests (fail-open): {why}");
     }
 
-    /// <summary>Flushes the queued charges, then stops the writer.</summary>
+    /// <summary>Waits for the charges in flight and queued to be answered, then closes the connection (the loop client's).</summary>
     public async ValueTask DisposeAsync()
     {
-        _charges.Writer.TryComplete();
-        await _writer.ConfigureAwait(false);
+        Task done;
+        lock (_chargeLock)
+        {
+            _chargesDone ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_chargesInFlight == 0) _chargesDone.TrySetResult();
+            done = _chargesDone.Task;
+        }
+        await done.ConfigureAwait(false);
         await _runner.DisposeAsync().ConfigureAwait(false);
     }
 

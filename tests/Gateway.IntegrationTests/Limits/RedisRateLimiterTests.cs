@@ -90,6 +90,24 @@ public abstract class RedisRateLimiterContract(RedisFixture redis, ITestOutputHe
     }
 
     [Fact]
+    public async Task Charges_made_while_one_is_in_flight_go_together_and_none_is_lost()
+    {
+        var r = Key(0, 1000, "batched");
+        await using (var limiter = Limiter())
+        {
+            Assert.Equal(1000, (await limiter.CheckAsync(r)).TokensRemaining); // loads the script
+            long before = CommandCalls("evalsha", "eval");
+            for (int i = 0; i < 100; i++) limiter.ChargeTokens(r, 1); // the first goes at once; the rest wait for its reply
+            await limiter.DisposeAsync(); // waits for every charge to be answered
+            long calls = CommandCalls("evalsha", "eval") - before;
+            output.WriteLine($"100 charges of one scope → {calls} script calls");
+            Assert.InRange(calls, 2, 10);
+        }
+        await using var next = Limiter();
+        Assert.Equal(900, (await next.CheckAsync(r)).TokensRemaining);
+    }
+
+    [Fact]
     public async Task A_model_limit_is_enforced_as_a_second_scope()
     {
         await using var limiter = Limiter();

@@ -29,7 +29,7 @@ internal sealed class RespClient : IAsyncDisposable
     private readonly TaskCompletionSource _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private RespConnection? _live;
     private volatile string _down = "not yet connected to Redis";
-    private int _connects;
+    private int _connects, _disposed;
 
     /// <param name="timeout">How long a timed command may wait for its reply before it fails (checked every timeout/2, 5–50 ms).</param>
     public RespClient(RespEndpoint endpoint, TimeSpan timeout)
@@ -140,6 +140,7 @@ internal sealed class RespClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _stop.Cancel();
         await _timer.DisposeAsync().ConfigureAwait(false);
         try { await _run.ConfigureAwait(false); } catch (OperationCanceledException) { }
