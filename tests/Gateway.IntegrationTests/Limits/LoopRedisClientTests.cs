@@ -66,6 +66,7 @@ public sealed class LoopRedisClientTests(RedisFixture redis, ITestOutputHelper o
         var timeout = TimeSpan.FromMilliseconds(200);
         await using var limiter = Limiter(redis.ConnectionString, timeout);
         Assert.True((await limiter.CheckAsync(Key(1, "hung"))).HasHeaders);
+        await Task.Delay(300); // the sweep finds nothing waiting and stops: the next check must start it again
         Signal("STOP");
         try
         {
@@ -73,7 +74,7 @@ public sealed class LoopRedisClientTests(RedisFixture redis, ITestOutputHelper o
             while (hung.Elapsed < TimeSpan.FromSeconds(1.6)) // past the 1 s stall limit: the connection is opened again
             {
                 var clock = Stopwatch.StartNew();
-                var d = await limiter.CheckAsync(Key(1, "hung"));
+                var d = await limiter.CheckAsync(Key(1, "hung")).AsTask().WaitAsync(TimeSpan.FromSeconds(5)); // fail, not hang, with Redis stopped
                 Assert.True(d.Allowed && !d.HasHeaders);
                 // The sweep runs every 50 ms at most (timeout / 2 here: 100 ms); the rest is slack for a loaded machine.
                 Assert.True(clock.Elapsed < timeout + TimeSpan.FromMilliseconds(250), $"a check took {clock.ElapsedMilliseconds} ms");

@@ -23,7 +23,6 @@ internal sealed class RespClient : IAsyncDisposable
     private readonly long _timeoutTicks, _stallTicks;
     private readonly Timer _timer;
     private readonly TimeSpan _sweepPeriod;
-    private readonly List<RespPending> _expired = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _run;
     private readonly TaskCompletionSource _firstAttempt = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -38,7 +37,7 @@ internal sealed class RespClient : IAsyncDisposable
         _timeoutTicks = (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         _stallTicks = (long)(Math.Max(timeout.TotalSeconds, MinStall.TotalSeconds) * Stopwatch.Frequency);
         _sweepPeriod = TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 2, 5, 50));
-        _timer = new Timer(static s => ((RespClient)s!).Sweep(), this, _sweepPeriod, Timeout.InfiniteTimeSpan);
+        _timer = new Timer(static s => ((RespClient)s!).Sweep(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _run = Task.Run(RunAsync);
         // As StackExchange.Redis's Connect does: the first requests after a start are limited, not let through while connecting.
         _firstAttempt.Task.Wait(ConnectTimeout + TimeSpan.FromSeconds(1));
@@ -70,11 +69,12 @@ internal sealed class RespClient : IAsyncDisposable
                 {
                     connect.CancelAfter(ConnectTimeout);
                     var addresses = IPAddress.TryParse(_endpoint.Host, out var ip) ? [ip] : await Dns.GetHostAddressesAsync(_endpoint.Host, connect.Token).ConfigureAwait(false);
-                    connection = await RespConnection.ConnectAsync(addresses, _endpoint.Port, EventLoops.Next(), connect.Token).ConfigureAwait(false);
+                    connection = await RespConnection.ConnectAsync(addresses, _endpoint.Port, EventLoops.Next(), ArmSweep, connect.Token).ConfigureAwait(false);
                     await LogInAsync(connection).WaitAsync(connect.Token).ConfigureAwait(false);
                 }
                 Interlocked.Increment(ref _connects);
                 Volatile.Write(ref _live, connection);
+                ArmSweep();
                 _firstAttempt.TrySetResult();
                 string why;
                 using (token.UnsafeRegister(static s => ((RespConnection)s!).Close("the rate limiter was disposed"), connection))
@@ -119,23 +119,28 @@ internal sealed class RespClient : IAsyncDisposable
         if (reply.Kind is RespKind.Error or RespKind.Failed) throw new InvalidOperationException($"{command} failed: {reply.Error}");
     }
 
+    /// <summary>Runs the sweep every period from now while commands wait (it stops itself when none do).</summary>
+    private void ArmSweep()
+    {
+        if (_stop.IsCancellationRequested) return;
+        try { _timer.Change(_sweepPeriod, Timeout.InfiniteTimeSpan); }
+        catch (ObjectDisposedException) { } // disposed in between
+    }
+
     private void Sweep()
     {
+        var result = SweepResult.Idle;
         try
         {
             if (Volatile.Read(ref _live) is { } connection)
             {
                 long now = Stopwatch.GetTimestamp();
-                if (connection.Sweep(now - _timeoutTicks, now - _stallTicks, _expired))
-                    connection.Close($"no reply from Redis for {_stallTicks * 1000 / Stopwatch.Frequency} ms");
+                result = connection.Sweep(now - _timeoutTicks, now - _stallTicks);
+                if (result == SweepResult.Stalled) connection.Close($"no reply from Redis for {_stallTicks * 1000 / Stopwatch.Frequency} ms");
             }
         }
         catch (Exception e) { EventLoop.Report(e); }
-        if (!_stop.IsCancellationRequested)
-        {
-            try { _timer.Change(_sweepPeriod, Timeout.InfiniteTimeSpan); }
-            catch (ObjectDisposedException) { } // disposed in between
-        }
+        if (result == SweepResult.Busy) ArmSweep(); // idle or closed: the next command (or connection) arms it again
     }
 
     public async ValueTask DisposeAsync()

@@ -20,17 +20,25 @@ internal sealed class RespConnection
     private byte[] _out = new byte[4096];
     private int _outStart, _outEnd;
     private bool _flushing, _broken, _closing;
+    // Whether the owner's timeout sweep runs for this connection: it stops while no command waits (no timer wake-ups for an idle
+    // gateway) and the next command starts it again (_onBusy).
+    private bool _swept = true;
+    private readonly Action _onBusy;
     // The reader's own (loop thread only): bytes received and not yet parsed are _in[_inStart.._inEnd].
     private byte[] _in = new byte[4096];
     private int _inStart, _inEnd;
 
-    private RespConnection(LoopSocket socket) => _socket = socket;
+    private RespConnection(LoopSocket socket, Action onBusy)
+    {
+        _socket = socket;
+        _onBusy = onBusy;
+    }
 
     /// <summary>Completes with the reason once the connection failed or was closed.</summary>
     public Task<string> Closed => _closed.Task;
 
     /// <summary>Connects to one of <paramref name="addresses"/> in turn, all within the token's time, and starts reading.</summary>
-    public static async Task<RespConnection> ConnectAsync(IPAddress[] addresses, int port, EventLoop loop, CancellationToken cancellationToken)
+    public static async Task<RespConnection> ConnectAsync(IPAddress[] addresses, int port, EventLoop loop, Action onBusy, CancellationToken cancellationToken)
     {
         Exception? failure = null;
         foreach (var address in addresses)
@@ -50,7 +58,7 @@ internal sealed class RespConnection
                     var error = (SocketError)(int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
                     if (error != SocketError.Success) throw new SocketException((int)error);
                 }
-                var connection = new RespConnection(io);
+                var connection = new RespConnection(io, onBusy);
                 _ = connection.ReadAsync();
                 return connection;
             }
@@ -76,6 +84,7 @@ internal sealed class RespConnection
     public ValueTask<RespReply> Issue(ReadOnlySpan<byte> command, long now, bool timed, int maxInFlight)
     {
         RespPending pending;
+        bool wake = false;
         lock (_sync)
         {
             if (_broken) return new(RespReply.Failure("the Redis connection is closed"));
@@ -83,6 +92,7 @@ internal sealed class RespConnection
             Append(command);
             pending = RespPending.Rent(now, timed);
             _fifo.Enqueue(pending);
+            if (!_swept) _swept = wake = true;
             if (!_flushing)
             {
                 try
@@ -101,6 +111,7 @@ internal sealed class RespConnection
                 }
             }
         }
+        if (wake) _onBusy();
         return pending.Task;
     }
 
@@ -209,31 +220,40 @@ internal sealed class RespConnection
 
     /// <summary>
     /// Fails open the timed commands issued before <paramref name="expiredBefore"/> (their replies, when they come, are matched and
-    /// dropped). True when the oldest command has waited since before <paramref name="stalledBefore"/>: Redis stopped answering.
+    /// dropped). <see cref="SweepResult.Stalled"/> when the oldest command has waited since before <paramref name="stalledBefore"/>:
+    /// Redis stopped answering. <see cref="SweepResult.Idle"/>: nothing waits, and the sweep stops until the next command.
+    /// Sweeps may overlap (a command restarts the timer while one runs): each collects under the lock, and a command failed twice
+    /// is completed once.
     /// </summary>
-    public bool Sweep(long expiredBefore, long stalledBefore, List<RespPending> scratch)
+    public SweepResult Sweep(long expiredBefore, long stalledBefore)
     {
         bool stalled;
+        List<RespPending>? expired = null;
         lock (_sync)
         {
+            if (_fifo.Count == 0)
+            {
+                _swept = false;
+                return SweepResult.Idle;
+            }
             foreach (var p in _fifo)
             {
                 if (p.IssuedAt >= expiredBefore) break; // issued in order: the rest are younger
                 if (p.Timed && !p.IsCompleted)
                 {
                     p.AddOwner(); // kept from the pool until completed below, even if its reply comes first
-                    scratch.Add(p);
+                    (expired ??= []).Add(p);
                 }
             }
             stalled = _fifo.TryPeek(out var oldest) && oldest.IssuedAt < stalledBefore;
         }
-        foreach (var p in scratch)
-        {
-            p.TryComplete(RespReply.Failure("Redis did not answer in time"));
-            p.Release();
-        }
-        scratch.Clear();
-        return stalled;
+        if (expired is not null)
+            foreach (var p in expired)
+            {
+                p.TryComplete(RespReply.Failure("Redis did not answer in time"));
+                p.Release();
+            }
+        return stalled ? SweepResult.Stalled : SweepResult.Busy;
     }
 
     /// <summary>Closes the socket and fails every command waiting on it; from any thread, holding no lock of the issuers.</summary>
@@ -257,3 +277,5 @@ internal sealed class RespConnection
         }
     }
 }
+
+internal enum SweepResult : byte { Busy, Idle, Stalled }
