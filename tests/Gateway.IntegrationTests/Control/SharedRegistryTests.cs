@@ -260,29 +260,53 @@ public sealed class PostgresOutageTests(ITestOutputHelper output) : IAsyncLifeti
         await _pg.DisposeAsync();
     }
 
-    [Fact]
-    public async Task The_data_plane_serves_its_snapshot_while_postgres_is_down_and_catches_up_after()
+    /// <summary>A gateway on a fresh, migrated database of this test's server, with one model and one key in its file.</summary>
+    private async Task<(GatewayHost Host, string Key, string Db)> StartGatewayAsync(TimeSpan refresh, Stream log)
     {
-        var db = await _pg.CreateDatabaseAsync();
-        await using (var ds = DatabaseUrl.CreateDataSource(db, 2)) await new Migrator(ds).UpAsync();
+        var db = await MigratedDatabaseAsync();
         var key = ApiKey.Generate();
         var options = GatewayFixture.BuildOptions(_sim.BaseUrl) with
         {
             Models = [new ModelConfig { Name = "qwen", ModelId = ModelId, Backends = [new BackendConfig { Url = _sim.BaseUrl }] }],
             Keys = [new KeyConfig { Name = "k", KeyHashHex = ApiKey.HashHex(key) }],
             DatabaseUrl = db,
-            CacheRefreshInterval = TimeSpan.FromMilliseconds(300),
+            CacheRefreshInterval = refresh,
         };
-        var log = new MemoryStream();
-        await using var host = new GatewayHost(options, log, PostgresStore.Open(db, 4));
+        var host = new GatewayHost(options, log, PostgresStore.Open(db, 4));
         await host.StartAsync();
+        return (host, key, db);
+    }
+
+    private async Task<string> MigratedDatabaseAsync()
+    {
+        var db = await _pg.CreateDatabaseAsync();
+        await using (var ds = DatabaseUrl.CreateDataSource(db, 2)) await new Migrator(ds).UpAsync();
+        return db;
+    }
+
+    private static async Task<HttpStatusCode> ChatAsync(HttpClient client, GatewayHost host, string key)
+    {
+        using var request = GatewayFixture.CreatePost($"http://127.0.0.1:{host.Port}/v1/chat/completions", """{"model":"qwen","messages":[]}""", key);
+        using var response = await client.SendAsync(request);
+        return response.StatusCode;
+    }
+
+    /// <summary>Leaves <paramref name="count"/> idle connections in the data source's pool, as a busy moment does.</summary>
+    private static async Task FillPoolAsync(Npgsql.NpgsqlDataSource dataSource, int count = 4)
+    {
+        var open = new List<Npgsql.NpgsqlConnection>();
+        for (int i = 0; i < count; i++) open.Add(await dataSource.OpenConnectionAsync());
+        foreach (var c in open) await c.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task The_data_plane_serves_its_snapshot_while_postgres_is_down_and_catches_up_after()
+    {
+        var log = new MemoryStream();
+        var (host, key, db) = await StartGatewayAsync(TimeSpan.FromMilliseconds(300), log);
+        await using var _ = host;
         using var client = new HttpClient();
-        async Task<HttpStatusCode> Chat(string k)
-        {
-            using var request = GatewayFixture.CreatePost($"http://127.0.0.1:{host.Port}/v1/chat/completions", """{"model":"qwen","messages":[]}""", k);
-            using var response = await client.SendAsync(request);
-            return response.StatusCode;
-        }
+        Task<HttpStatusCode> Chat(string k) => ChatAsync(client, host, k);
         Assert.Equal(HttpStatusCode.OK, await Chat(key));
 
         await _pg.StopServerAsync();
@@ -311,29 +335,20 @@ public sealed class PostgresOutageTests(ITestOutputHelper output) : IAsyncLifeti
     [Fact]
     public async Task After_a_crash_restart_a_read_is_tried_again_and_a_write_is_not()
     {
-        var db = await _pg.CreateDatabaseAsync();
-        await using (var ds = DatabaseUrl.CreateDataSource(db, 2)) await new Migrator(ds).UpAsync();
-        await using var dataSource = DatabaseUrl.CreateDataSource(db, 4);
+        await using var dataSource = DatabaseUrl.CreateDataSource(await MigratedDatabaseAsync(), 4);
         await using var store = new PostgresStore(dataSource);
-        var open = new List<Npgsql.NpgsqlConnection>();
-        for (int i = 0; i < 4; i++) open.Add(await dataSource.OpenConnectionAsync());
-        foreach (var c in open) await c.DisposeAsync(); // four idle connections in the pool
 
         // An immediate stop, as a crash: the sessions end without a word, so the pooled connections only find out by reading.
         // (A checkpoint first: the fixture runs without fsync, and the new tables should survive the crash.)
         await using (var checkpoint = dataSource.CreateCommand("CHECKPOINT")) await checkpoint.ExecuteNonQueryAsync();
-        open.Clear();
-        for (int i = 0; i < 4; i++) open.Add(await dataSource.OpenConnectionAsync());
-        foreach (var c in open) await c.DisposeAsync();
+        await FillPoolAsync(dataSource);
         await _pg.StopServerAsync();
         await _pg.StartServerAsync();
         Assert.Empty(await store.ListModelsAsync()); // read: tried again on a new connection
         Assert.Empty(await store.ListKeysAsync());
 
         // A write that meets a connection broken this way is not tried again: the server may have run it before it went.
-        open.Clear();
-        for (int i = 0; i < 4; i++) open.Add(await dataSource.OpenConnectionAsync());
-        foreach (var c in open) await c.DisposeAsync();
+        await FillPoolAsync(dataSource);
         await _pg.StopServerAsync();
         await _pg.StartServerAsync();
         var refused = await Assert.ThrowsAsync<StoreException>(() => store.CreateModelAsync(new NewModel { Name = "m", ModelId = ModelId }));
@@ -344,25 +359,10 @@ public sealed class PostgresOutageTests(ITestOutputHelper output) : IAsyncLifeti
     [Fact]
     public async Task A_hung_postgres_holds_an_unknown_key_for_the_lookup_timeout_only()
     {
-        var db = await _pg.CreateDatabaseAsync();
-        await using (var ds = DatabaseUrl.CreateDataSource(db, 2)) await new Migrator(ds).UpAsync();
-        var key = ApiKey.Generate();
-        var options = GatewayFixture.BuildOptions(_sim.BaseUrl) with
-        {
-            Models = [new ModelConfig { Name = "qwen", ModelId = ModelId, Backends = [new BackendConfig { Url = _sim.BaseUrl }] }],
-            Keys = [new KeyConfig { Name = "k", KeyHashHex = ApiKey.HashHex(key) }],
-            DatabaseUrl = db,
-            CacheRefreshInterval = TimeSpan.FromHours(1),
-        };
-        await using var host = new GatewayHost(options, new MemoryStream(), PostgresStore.Open(db, 4));
-        await host.StartAsync();
+        var (host, key, _) = await StartGatewayAsync(TimeSpan.FromHours(1), new MemoryStream());
+        await using var _ = host;
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-        async Task<HttpStatusCode> Chat(string k)
-        {
-            using var request = GatewayFixture.CreatePost($"http://127.0.0.1:{host.Port}/v1/chat/completions", """{"model":"qwen","messages":[]}""", k);
-            using var response = await client.SendAsync(request);
-            return response.StatusCode;
-        }
+        Task<HttpStatusCode> Chat(string k) => ChatAsync(client, host, k);
         Assert.Equal(HttpStatusCode.Unauthorized, await Chat(ApiKey.Generate())); // a lookup that the server answers: a pooled connection
 
         await _pg.HangServerAsync();
