@@ -29,9 +29,6 @@ public sealed class RedisFixture : IAsyncLifetime
     /// <summary>Started with <c>--requirepass</c> when set (the multiplexer and the start-up probe log in with it).</summary>
     public string? Password { get; init; }
 
-    /// <summary>The server's process id while it runs (to pause it with SIGSTOP, as a hung Redis).</summary>
-    public int ProcessId => _process?.Id ?? throw new InvalidOperationException("RedisFixture: the server is not running");
-
     /// <summary>Loopback TCP port of the server (stays the same across stop/start).</summary>
     public int Port { get; private set; }
 

@@ -67,7 +67,7 @@ public sealed class LoopRedisClientTests(RedisFixture redis, ITestOutputHelper o
         await using var limiter = Limiter(redis.ConnectionString, timeout);
         Assert.True((await limiter.CheckAsync(Key(1, "hung"))).HasHeaders);
         await Task.Delay(300); // the sweep finds nothing waiting and stops: the next check must start it again
-        Signal("STOP");
+        await redis.HangServerAsync();
         try
         {
             var hung = Stopwatch.StartNew();
@@ -80,7 +80,7 @@ public sealed class LoopRedisClientTests(RedisFixture redis, ITestOutputHelper o
                 Assert.True(clock.Elapsed < timeout + TimeSpan.FromMilliseconds(250), $"a check took {clock.ElapsedMilliseconds} ms");
             }
         }
-        finally { Signal("CONT"); }
+        finally { await redis.ResumeServerAsync(); }
         Assert.True(await RecoversAsync(limiter, "woke"), "limiting resumed after Redis woke");
         var next = await limiter.CheckAsync(Key(1, "woke")); // late replies were dropped, not handed to later checks
         Assert.True(next.HasHeaders);
@@ -89,11 +89,26 @@ public sealed class LoopRedisClientTests(RedisFixture redis, ITestOutputHelper o
         Assert.True(limiter.Errors > 0);
     }
 
-    private void Signal(string name)
+    [Fact]
+    public async Task Past_the_in_flight_bound_a_check_fails_open_at_once()
     {
-        using var kill = Process.Start("kill", [$"-{name}", redis.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-        Assert.Equal(0, kill.ExitCode);
+        // A long timeout: neither the sweep nor the stall limit steps in while Redis is hung; only the bound does.
+        await using var limiter = Limiter(redis.ConnectionString, TimeSpan.FromSeconds(30));
+        Assert.True((await limiter.CheckAsync(Key(1_000_000, "busy"))).HasHeaders);
+        var waiting = new List<Task<RateDecision>>();
+        await redis.HangServerAsync();
+        try
+        {
+            for (int i = 0; i < RespClient.MaxInFlight; i++) waiting.Add(limiter.CheckAsync(Key(1_000_000, "busy")).AsTask());
+            var clock = Stopwatch.StartNew();
+            var over = await limiter.CheckAsync(Key(1_000_000, "busy")).AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+            Assert.True(over.Allowed && !over.HasHeaders); // failed open, not queued behind the others
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"took {clock.ElapsedMilliseconds} ms");
+            Assert.DoesNotContain(waiting, t => t.IsCompleted); // those wait for Redis
+        }
+        finally { await redis.ResumeServerAsync(); }
+        var answered = await Task.WhenAll(waiting).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.All(answered, d => Assert.True(d.HasHeaders)); // every one of them got Redis's answer once it woke
     }
 
     [Fact]
