@@ -25,15 +25,28 @@ public sealed partial class ProxyHandler
         if (declared > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return; }
         var output = request.Body; // the client body is spliced already; reuse its buffer
         // The usual small answer came with its head: rewrite it from the connection's buffer, with no read, copy or wait.
-        if (response.TryTakeBufferedBody(out var inHand)) RewriteJson(inHand, request, model, rate, output);
-        else if (!await ReadJsonAsync(exchange, request, target, response, cts, declared, rate)) return;
+        bool json;
+        if (response.TryTakeBufferedBody(out var inHand)) json = RewriteJson(inHand, request, model, rate, output);
+        else if (await ReadJsonAsync(exchange, request, target, response, cts, declared, rate) is { } read) json = read;
+        else return;
+        int status = response.StatusCode;
+        if (!json && status >= 400)
+        {
+            // An error page (a proxy's HTML, a stack trace) is not for the client: an OpenAI-shaped error with the same status.
+            await ReplyErrorAsync(exchange, record, new OpenAiError(status, "upstream_error", "backend_error",
+                $"The model server answered {status} with a body that is not a JSON object."));
+            return;
+        }
         SetOverheadHeader(exchange, record, record.Overhead(Stopwatch.GetTimestamp()));
-        await exchange.WriteBodyAsync(response.StatusCode, response.JsonContentType, output.WrittenMemory);
+        await exchange.WriteBodyAsync(status, response.JsonContentType, output.WrittenMemory);
     }
 
-    /// <summary>Reads a JSON body that was not in hand with the head and rewrites it into the request's output; false = answered with an error.</summary>
+    /// <summary>
+    /// Reads a JSON body that was not in hand with the head and rewrites it into the request's output: whether it was one JSON
+    /// object (see <see cref="RewriteJson"/>), or null once answered with an error.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> ReadJsonAsync(
+    private async ValueTask<bool?> ReadJsonAsync(
         Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts, long? declared, RateRequest rate)
     {
         var backendMetrics = target.Metrics;
@@ -63,43 +76,47 @@ public sealed partial class ProxyHandler
                 int n = await read;
                 if (n == 0) { if (armed) cts.CancelAfter(Timeout.InfiniteTimeSpan); break; }
                 raw.Advance(n);
-                if (raw.Length > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return false; }
+                if (raw.Length > max) { await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server's response is too large.")); return null; }
             }
         }
-        catch (OperationCanceledException) when (exchange.RequestAborted.IsCancellationRequested) { return false; }
+        catch (OperationCanceledException) when (exchange.RequestAborted.IsCancellationRequested) { return null; }
         catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException && cts.IsCancellationRequested)
         {
             TimedOut(target); // the body stopped arriving; nothing reached the client yet
             await ReplyErrorAsync(exchange, record, OpenAiError.BackendTimeout("The model server stopped sending its response."));
-            return false;
+            return null;
         }
         catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)
         {
             backendMetrics.BrokenStream.Inc();
             await ReplyErrorAsync(exchange, record, OpenAiError.BackendError("The model server closed the connection before the response was complete."));
-            return false;
+            return null;
         }
         finally
         {
             record.UpstreamTicks += Stopwatch.GetTimestamp() - reading; // waiting for the body is upstream time too
         }
 
-        RewriteJson(raw.WrittenSpan, request, target.Model, rate, request.Body);
-        return true;
+        return RewriteJson(raw.WrittenSpan, request, target.Model, rate, request.Body);
     }
 
-    /// <summary>The JSON answer with the alias for the model, into <paramref name="output"/>; its usage recorded and charged (step 11, TPM).</summary>
-    private void RewriteJson(ReadOnlySpan<byte> json, ProxyRequest request, ModelEntry model, RateRequest rate, PooledBuffer output)
+    /// <summary>
+    /// The JSON answer with the alias for the model, into <paramref name="output"/>; its usage recorded and charged (step 11, TPM).
+    /// False when it is not one JSON object: copied as it is.
+    /// </summary>
+    private bool RewriteJson(ReadOnlySpan<byte> json, ProxyRequest request, ModelEntry model, RateRequest rate, PooledBuffer output)
     {
         var record = request.Record;
         output.Clear();
-        if (ResponseScanner.TryScan(json, out var scan))
+        if (!ResponseScanner.TryScan(json, out var scan))
         {
-            ResponseRewriter.Write(json, scan, model.AliasJson, stripUsage: false, output);
-            if (scan.HasUsage) { record.HasUsage = true; record.PromptTokens = scan.PromptTokens; record.CompletionTokens = scan.CompletionTokens; }
-            if (rate.KeyId is not null && scan.HasUsage) limiter.ChargeTokens(rate, scan.PromptTokens + scan.CompletionTokens);
+            output.Write(json);
+            return false;
         }
-        else output.Write(json);
+        ResponseRewriter.Write(json, scan, model.AliasJson, stripUsage: false, output);
+        if (scan.HasUsage) { record.HasUsage = true; record.PromptTokens = scan.PromptTokens; record.CompletionTokens = scan.CompletionTokens; }
+        if (rate.KeyId is not null && scan.HasUsage) limiter.ChargeTokens(rate, scan.PromptTokens + scan.CompletionTokens);
+        return true;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]

@@ -29,6 +29,8 @@ public sealed class UpstreamAnswerTests
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
                 $"10\r\n{Completion[..16]}\r\n{Completion.Length - 16:x}\r\n{Completion[16..]}\r\n0\r\n\r\n", 200,
                 Completion.Replace("\"Qwen/Qwen2.5-7B-Instruct\"", "\"qwen\"")),
+            ("an error page that is not JSON is an OpenAI-shaped error with its status",
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 37\r\n\r\n<html>Traceback (most recent…)</html>", 400, "backend_error"),
             ("a head that is not HTTP is a 502", "SSH-2.0-OpenSSH_9.6\r\n\r\n", 502, "backend_error"),
             ("a close before the head is a 502", "", 502, "backend_error"),
             ("a body cut short is a 502",
@@ -66,7 +68,7 @@ public sealed class UpstreamAnswerTests
         var body = await response.Content.ReadAsStringAsync();
         Assert.Equal(status, (int)response.StatusCode);
         Assert.Equal(Encoding.UTF8.GetByteCount(body), response.Content.Headers.ContentLength);
-        if (status == 502)
+        if (expect == "backend_error")
         {
             using var doc = JsonDocument.Parse(body);
             Assert.Equal(expect, doc.RootElement.GetProperty("error").GetProperty("code").GetString());
