@@ -14,7 +14,7 @@ public readonly record struct OpenAiError(int Status, string Type, string Code, 
     public static OpenAiError ModelNotFound(string model) =>
         new(404, "invalid_request_error", "model_not_found", $"The model '{model}' does not exist.", "model");
     public static OpenAiError NotFound(string path) =>
-        new(404, "invalid_request_error", "not_found", $"Unknown route: {path}.");
+        new(404, "invalid_request_error", "not_found", path.Length == 0 ? "Unknown route: the request names no path (e.g. OPTIONS *)." : $"Unknown route: {path}.");
     public static OpenAiError MethodNotAllowed(string method, string path) =>
         new(405, "invalid_request_error", "method_not_allowed", $"Method {method} is not allowed on {path}.");
     public static OpenAiError TooLarge(long limit) =>
