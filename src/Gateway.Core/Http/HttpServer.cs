@@ -30,7 +30,12 @@ public sealed class HttpServer : IAsyncDisposable
         options.Limits.KeepAliveTimeout = limits.KeepAliveTimeout;
         options.Limits.RequestHeadersTimeout = limits.RequestHeadersTimeout;
         options.Limits.MaxConcurrentConnections = null;
-        options.Limits.MinResponseDataRate = null; // LLM streams trickle; slow readers are the upstream's pace, not abuse
+        // LLM streams trickle, so no rate: only a write that waits too long. The loop transport bounds each send itself; on
+        // Kestrel's socket transport its response rate check does it: with a rate no real write comes near, a flush still
+        // pending write_timeout after the last write aborts the connection (Kestrel's grace period must exceed its 1 s heartbeat).
+        options.Limits.MinResponseDataRate = !limits.LoopTransport && limits.WriteTimeout > TimeSpan.FromSeconds(1)
+            ? new MinDataRate(bytesPerSecond: 1e12, gracePeriod: limits.WriteTimeout)
+            : null;
         options.Listen(endpoint, o => o.Protocols = HttpProtocols.Http1);
         IConnectionListenerFactory transport = limits.LoopTransport ? new LoopTransportFactory(limits.InlineIo, limits.Backlog, limits.WriteTimeout) : new SocketTransportFactory(Options.Create(new SocketTransportOptions
         {
@@ -78,7 +83,8 @@ public sealed record HttpServerLimits
     public bool LoopTransport { get; init; }
     /// <summary>
     /// The longest a response write may wait for the client to take bytes (nginx's send_timeout): past it the connection is
-    /// closed, which ends a stream and its upstream exchange. Enforced by the loop transport.
+    /// closed, which ends a stream and its upstream exchange. The loop transport bounds each send; on Kestrel's socket transport
+    /// its response data rate check does (over 1 s only, with a heartbeat's slack).
     /// </summary>
     public TimeSpan WriteTimeout { get; init; } = TimeSpan.FromSeconds(300);
 }
