@@ -151,9 +151,9 @@ public sealed class ControlPlane : IAsyncDisposable
         [TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(400)];
 
     /// <summary>
-    /// A reload that fails is tried again a few times at once: after a PostgreSQL restart every pooled connection is dead, and each
-    /// attempt uses up one (57P01) before a fresh one is opened. Without this, an invalidation met by a dead connection was lost,
-    /// and a revoked key kept working here until the next periodic refresh.
+    /// A reload that fails is tried again a few times within a second. The store already retries a read that met a connection
+    /// dead in its pool (PostgresStore.Retrying); this covers a server that is still restarting (refused, 57P03) when the
+    /// invalidation arrives. Without it, that invalidation was lost, and a revoked key kept working here until the next refresh.
     /// </summary>
     private async Task ReloadQuietlyAsync(string why)
     {

@@ -27,14 +27,6 @@ public sealed class BackendMetrics
     public Counter.Child Status5xx { get; }
     public Counter.Child BrokenStream { get; }
 
-    public Counter.Child Error(UpstreamErrorKind kind) => kind switch
-    {
-        UpstreamErrorKind.Connect => Connect,
-        UpstreamErrorKind.Timeout => Timeout,
-        UpstreamErrorKind.Status5xx => Status5xx,
-        _ => BrokenStream,
-    };
-
     /// <summary>
     /// The backend left the registry: every series goes from the scrape. A request still in flight on it keeps these children and
     /// writes into them; prometheus-net no longer lists a removed child, so nothing comes back, and a re-added backend gets new ones.

@@ -117,8 +117,6 @@ public sealed class ModelMetrics
     }
 }
 
-public enum UpstreamErrorKind : byte { None, Connect, Timeout, Status5xx, BrokenStream }
-
 /// <summary>The prompt-size buckets of <c>gateway_completion_tokens_per_second_by_prompt_bucket</c>; upper edges are inclusive (1024 → le_1k).</summary>
 public static class PromptBuckets
 {

@@ -292,7 +292,7 @@ public sealed class PostgresOutageTests(ITestOutputHelper output) : IAsyncLifeti
     }
 
     /// <summary>Leaves <paramref name="count"/> idle connections in the data source's pool, as a busy moment does.</summary>
-    private static async Task FillPoolAsync(Npgsql.NpgsqlDataSource dataSource, int count = 4)
+    internal static async Task FillPoolAsync(Npgsql.NpgsqlDataSource dataSource, int count = 4)
     {
         var open = new List<Npgsql.NpgsqlConnection>();
         for (int i = 0; i < count; i++) open.Add(await dataSource.OpenConnectionAsync());

@@ -39,9 +39,7 @@ public sealed class PostgresStoreContractTests(PostgresFixture pg) : StoreContra
         async Task FillPoolThenEndItAsync()
         {
             // A busy moment leaves four idle connections in the pool; then the server ends them all (a restart).
-            var open = new List<Npgsql.NpgsqlConnection>();
-            for (int i = 0; i < 4; i++) open.Add(await dataSource.OpenConnectionAsync());
-            foreach (var c in open) await c.DisposeAsync();
+            await Gateway.IntegrationTests.Control.PostgresOutageTests.FillPoolAsync(dataSource);
             Assert.True(await EndPooledConnectionsAsync() >= 4);
         }
         await FillPoolThenEndItAsync();
