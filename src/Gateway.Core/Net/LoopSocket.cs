@@ -56,6 +56,15 @@ internal sealed class LoopSocket
         loop.Add(this);
     }
 
+    /// <summary>An owner that takes bytes as each read edge comes (on the loop thread) instead of waiting for readiness.</summary>
+    internal interface IReadReady
+    {
+        void OnReadReady();
+    }
+
+    /// <summary>Gets every read edge instead of a read wait; set before <see cref="Register"/>.</summary>
+    public IReadReady? ReadReady { get; set; }
+
     /// <summary>Called on the loop thread with the epoll event mask. Counts first, then wakes: a wake runs its continuation inline.</summary>
     internal void OnEvents(uint events)
     {
@@ -66,7 +75,11 @@ internal sealed class LoopSocket
         if (write) Interlocked.Increment(ref _writeEdges);
         if (read)
         {
-            try { _reader.WakeIfArmed(); }
+            try
+            {
+                if (ReadReady is { } owner) owner.OnReadReady();
+                else _reader.WakeIfArmed();
+            }
             catch (Exception e) { EventLoop.Report(e); }
         }
         if (write)

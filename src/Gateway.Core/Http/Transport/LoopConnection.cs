@@ -10,46 +10,39 @@ using Microsoft.AspNetCore.Http.Features;
 namespace Gateway.Http.Transport;
 
 /// <summary>
-/// One accepted connection as Kestrel sees it: two pipes, filled and drained by a receive loop and a send loop over a
-/// <see cref="LoopSocket"/>. The same contract as Kestrel's socket transport (abort = FIN both ways and stop sending; the
-/// ConnectionClosed token fires when the peer is gone), with reads made only when epoll reported data.
+/// One accepted connection as Kestrel sees it: its input is a <see cref="SocketPipeReader"/> and its output a
+/// <see cref="SocketPipeWriter"/>, both straight on a <see cref="LoopSocket"/> (no pipes, no receive or send loop between Kestrel
+/// and the socket). The same contract as Kestrel's socket transport: abort = FIN both ways and stop sending; the ConnectionClosed
+/// token fires when the peer is gone; reads are made only when epoll reported data.
 /// </summary>
 internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, IConnectionTransportFeature, IConnectionItemsFeature,
     IMemoryPoolFeature, IConnectionLifetimeFeature, IConnectionEndPointFeature, IEventLoopFeature
 {
-    /// <summary>Kestrel's socket transport defaults: 1 MB of unread request bytes, 64 KB of unsent response bytes.</summary>
-    private const long MaxReadBuffer = 1024 * 1024, MaxWriteBuffer = 64 * 1024;
-    private const int MinReadBuffer = BlockPool.BlockSize / 2;
-
     private static long s_lastId;
 
     private readonly LoopSocket _socket;
-    private readonly TimeSpan _writeTimeout;
-    private readonly IDuplexPipe _transport, _application; // Transport is settable (middleware may wrap it); these stay ours
+    private readonly SocketPipeReader _input;
+    private readonly SocketPipeWriter _output;
     private readonly CancellationTokenSource _closed = new();
     private IDictionary<object, object?>? _items;
-    private Task _processing = Task.CompletedTask;
     private int _shutdown, _closedFired;
-    private volatile Exception? _shutdownReason;
 
     /// <param name="writeTimeout">The longest one send may wait for the client to take bytes; past it the connection is shut down.</param>
     public LoopConnection(Socket socket, EventLoop loop, bool inlineIo, TimeSpan writeTimeout)
     {
-        _writeTimeout = writeTimeout;
         socket.NoDelay = true;
         LocalEndPoint = socket.LocalEndPoint;
         RemoteEndPoint = socket.RemoteEndPoint;
-        _socket = new LoopSocket(socket);
-        _socket.Register(loop);
         ConnectionClosed = _closed.Token;
         ConnectionId = "L" + Interlocked.Increment(ref s_lastId).ToString("X", System.Globalization.CultureInfo.InvariantCulture);
 
         // Inline: Kestrel parses on the loop thread as the bytes arrive, and its flushes send from the thread that writes.
-        var app = inlineIo ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
-        var input = new Pipe(new PipeOptions(BlockPool.Shared, app, PipeScheduler.Inline, MaxReadBuffer, MaxReadBuffer / 2, useSynchronizationContext: false));
-        var output = new Pipe(new PipeOptions(BlockPool.Shared, PipeScheduler.Inline, app, MaxWriteBuffer, MaxWriteBuffer / 2, useSynchronizationContext: false));
-        Transport = _transport = new Duplex(input.Reader, output.Writer);
-        _application = new Duplex(output.Reader, input.Writer);
+        _socket = new LoopSocket(socket);
+        _input = new SocketPipeReader(_socket, inlineIo, FireConnectionClosed);
+        _output = new SocketPipeWriter(_socket, inlineIo, writeTimeout, Shutdown);
+        Transport = new Duplex(_input, _output);
+        _socket.ReadReady = _input;
+        _socket.Register(loop); // from here the loop reads into _input
 
         Features = new FeatureCollection();
         Features.Set<IConnectionIdFeature>(this);
@@ -76,112 +69,16 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
     public override EndPoint? LocalEndPoint { get; set; }
     public override EndPoint? RemoteEndPoint { get; set; }
 
-    public void Start() => _processing = RunAsync();
-
-    private async Task RunAsync()
-    {
-        try
-        {
-            var receiving = ReceiveAsync();
-            var sending = SendAsync();
-            await receiving.ConfigureAwait(false);
-            await sending.ConfigureAwait(false);
-        }
-        finally
-        {
-            _socket.Close(); // both loops are done: no read or write of ours can be in flight, so the close stays graceful
-        }
-    }
-
-    private async Task ReceiveAsync()
-    {
-        var input = _application.Output;
-        Exception? error = null;
-        try
-        {
-            while (true)
-            {
-                var wait = _socket.WaitReadableAsync();
-                bool fresh = !wait.IsCompleted || _socket.LastReadFilled;
-                await wait.ConfigureAwait(false);
-                int n;
-                if (fresh)
-                {
-                    // An edge that came while we waited: bytes are there, so take a pipe block and read into it.
-                    var memory = input.GetMemory(MinReadBuffer);
-                    n = _socket.TryReceive(memory.Span);
-                    if (n > 0) input.Advance(n);
-                }
-                else n = ReceiveIntoStack(input); // maybe a stale edge: an idle connection must not end up holding a block
-                if (n < 0) continue; // nothing there after all
-                if (n == 0) break; // FIN
-                var result = await input.FlushAsync().ConfigureAwait(false);
-                if (result.IsCompleted || result.IsCanceled) break;
-            }
-        }
-        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown)
-        {
-            error = new ConnectionResetException(e.Message, e);
-        }
-        catch (Exception e)
-        {
-            error = e; // closed or shut down by Abort or the send loop (the shutdown reason below says why), or unexpected
-        }
-        finally
-        {
-            await input.CompleteAsync(_shutdownReason ?? error).ConfigureAwait(false);
-            FireConnectionClosed();
-        }
-    }
-
-    /// <summary>One read into the stack, copied into the pipe only when bytes came: -1 (nothing) leaves no block taken.</summary>
-    [System.Runtime.CompilerServices.SkipLocalsInit]
-    private int ReceiveIntoStack(PipeWriter input)
-    {
-        Span<byte> scratch = stackalloc byte[BlockPool.BlockSize];
-        int n = _socket.TryReceive(scratch);
-        if (n > 0) input.Write(scratch[..n]);
-        return n;
-    }
-
-    private async Task SendAsync()
-    {
-        var output = _application.Input;
-        Exception? error = null;
-        try
-        {
-            while (true)
-            {
-                var result = await output.ReadAsync().ConfigureAwait(false);
-                if (result.IsCanceled) break;
-                var buffer = result.Buffer;
-                if (!buffer.IsEmpty) await _socket.SendAsync(buffer, _writeTimeout).ConfigureAwait(false);
-                output.AdvanceTo(buffer.End);
-                if (result.IsCompleted) break;
-            }
-        }
-        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown)
-        {
-            error = new ConnectionResetException(e.Message, e);
-        }
-        catch (Exception e)
-        {
-            error = e; // a failed send, or the output completed with an error by Kestrel
-        }
-        finally
-        {
-            Shutdown(error);
-            await output.CompleteAsync().ConfigureAwait(false);
-            _application.Output.CancelPendingFlush(); // a receive loop paused on a full pipe must see the end too
-        }
-    }
-
-    /// <summary>Once: FIN both ways, so the receive loop ends (the close follows both loops); the first reason is what Kestrel's reads report.</summary>
+    /// <summary>
+    /// Once: FIN both ways and reads fail with the first reason (the send side's error, an abort, or, once Kestrel completed its
+    /// output and all was sent, a graceful end), and ConnectionClosed fires.
+    /// </summary>
     private void Shutdown(Exception? reason)
     {
         if (Interlocked.Exchange(ref _shutdown, 1) != 0) return;
-        _shutdownReason = reason ?? new ConnectionAbortedException("The connection's send loop completed gracefully.");
         _socket.Shutdown();
+        _input.Fail(reason ?? new ConnectionAbortedException("The connection's output completed gracefully."));
+        FireConnectionClosed();
     }
 
     private void FireConnectionClosed()
@@ -193,16 +90,16 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
 
     public override void Abort(ConnectionAbortedException abortReason)
     {
+        _output.Abort();
         Shutdown(abortReason);
-        _application.Input.CancelPendingRead();
     }
 
     public override async ValueTask DisposeAsync()
     {
-        await _transport.Input.CompleteAsync().ConfigureAwait(false);
-        await _transport.Output.CompleteAsync().ConfigureAwait(false);
-        try { await _processing.ConfigureAwait(false); }
-        catch (Exception) { } // the loops catch their own; Kestrel must still get to remove the connection
+        await _input.CompleteAsync().ConfigureAwait(false);
+        await _output.CompleteAsync().ConfigureAwait(false); // sends what is left, then the FIN
+        await _output.Drained.ConfigureAwait(false);
+        _socket.Close(); // nothing of ours can be in a syscall on it now, so the close stays graceful
         // _closed is not disposed: its Cancel may still be queued, and a source without a timer holds nothing to release.
     }
 

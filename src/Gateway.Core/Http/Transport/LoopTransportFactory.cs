@@ -50,9 +50,7 @@ internal sealed class LoopTransportFactory(bool inlineIo, int backlog, TimeSpan 
                 catch (SocketException) { continue; } // the peer gave up before we took it
                 try
                 {
-                    var connection = new LoopConnection(accepted, EventLoops.Next(), inlineIo, writeTimeout);
-                    connection.Start();
-                    return connection;
+                    return new LoopConnection(accepted, EventLoops.Next(), inlineIo, writeTimeout);
                 }
                 catch (SocketException)
                 {
