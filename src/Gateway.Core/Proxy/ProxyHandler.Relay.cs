@@ -16,7 +16,7 @@ public sealed partial class ProxyHandler
 {
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask RelayJsonAsync(
-        Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts, RateRequest rate)
+        Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts)
     {
         var model = target.Model;
         var record = request.Record;
@@ -26,8 +26,8 @@ public sealed partial class ProxyHandler
         var output = request.Body; // the client body is spliced already; reuse its buffer
         // The usual small answer came with its head: rewrite it from the connection's buffer, with no read, copy or wait.
         bool json;
-        if (response.TryTakeBufferedBody(out var inHand)) json = RewriteJson(inHand, request, model, rate, output);
-        else if (await ReadJsonAsync(exchange, request, target, response, cts, declared, rate) is { } read) json = read;
+        if (response.TryTakeBufferedBody(out var inHand)) json = RewriteJson(inHand, request, model, output);
+        else if (await ReadJsonAsync(exchange, request, target, response, cts, declared) is { } read) json = read;
         else return;
         int status = response.StatusCode;
         if (!json && status >= 400)
@@ -47,7 +47,7 @@ public sealed partial class ProxyHandler
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool?> ReadJsonAsync(
-        Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts, long? declared, RateRequest rate)
+        Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts, long? declared)
     {
         var backendMetrics = target.Metrics;
         var idle = upstream.Options.StreamIdleTimeout;
@@ -97,14 +97,14 @@ public sealed partial class ProxyHandler
             record.UpstreamTicks += Stopwatch.GetTimestamp() - reading; // waiting for the body is upstream time too
         }
 
-        return RewriteJson(raw.WrittenSpan, request, target.Model, rate, request.Body);
+        return RewriteJson(raw.WrittenSpan, request, target.Model, request.Body);
     }
 
     /// <summary>
     /// The JSON answer with the alias for the model, into <paramref name="output"/>; its usage recorded and charged (step 11, TPM).
     /// False when it is not one JSON object: copied as it is.
     /// </summary>
-    private bool RewriteJson(ReadOnlySpan<byte> json, ProxyRequest request, ModelEntry model, RateRequest rate, PooledBuffer output)
+    private bool RewriteJson(ReadOnlySpan<byte> json, ProxyRequest request, ModelEntry model, PooledBuffer output)
     {
         var record = request.Record;
         output.Clear();
@@ -115,14 +115,14 @@ public sealed partial class ProxyHandler
         }
         ResponseRewriter.Write(json, scan, model.AliasJson, stripUsage: false, output);
         if (scan.HasUsage) { record.HasUsage = true; record.PromptTokens = scan.PromptTokens; record.CompletionTokens = scan.CompletionTokens; }
-        if (rate.KeyId is not null && scan.HasUsage) limiter.ChargeTokens(rate, scan.PromptTokens + scan.CompletionTokens);
+        if (request.Rate.KeyId is not null && scan.HasUsage) limiter.ChargeTokens(request.Rate, scan.PromptTokens + scan.CompletionTokens);
         return true;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask RelayStreamAsync(
         Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource upstreamCts,
-        TimeSpan firstByteLeft, RateRequest rate)
+        TimeSpan firstByteLeft)
     {
         var (model, _, backendMetrics) = target;
         var record = request.Record;
@@ -135,7 +135,7 @@ public sealed partial class ProxyHandler
         // Step 11 runs inside the relay for streams: after every upstream read, the cumulative usage charges its delta, so a long
         // stream counts against TPM while it runs and a client that leaves has paid for what it got.
         using var state = new StreamState(model.AliasJson, request.Scan.ClientIncludeUsage, request.Scan.ClientContinuousUsage,
-            rate.KeyId is null ? null : limiter, rate);
+            request.Rate.KeyId is null ? null : limiter, request.Rate);
         PipeReader reader;
         try { reader = await response.OpenBodyReaderAsync(upstreamCts.Token); }
         catch (Exception e) when (e is IOException or HttpRequestException or OperationCanceledException)

@@ -45,68 +45,11 @@ public sealed partial class ProxyHandler(
         record.Reset(Stopwatch.GetTimestamp());
         try
         {
-            // Step 2: request id, echoed to the client and sent upstream.
-            var requestId = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
-            exchange.ResponseHeaders[GatewayHeaders.RequestId] = requestId;
-            record.RequestId = requestId;
-            record.Method = exchange.Method;
-            record.Path = exchange.Path;
-            record.OverheadRoute = endpoint switch
-            {
-                ProxyEndpoint.ChatCompletions => metrics.OverheadChat,
-                ProxyEndpoint.Completions => metrics.OverheadCompletions,
-                _ => metrics.OverheadEmbeddings,
-            };
-
-            // Step 3: auth, before reading a byte of the body.
-            var (authError, key, snapshot) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshots, keyResolver);
-            if (authError is { } ae) { await ReplyErrorAsync(exchange, record, ae); return; }
-            record.KeyPrefix = key!.KeyPrefix;
-
-            // Step 4: read the body into pooled memory (bounded) and scan it once.
-            OpenAiError? bodyError;
-            try { bodyError = RequestBody.CheckJsonContentType(exchange) ?? await RequestBody.ReadAsync(exchange, request.Body, _maxBody); }
-            catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
-            {
-                bodyError = OpenAiError.InvalidRequest("The request body could not be read: " + e.Message) with { Status = e.StatusCode is >= 400 and < 500 ? e.StatusCode : 400 };
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or Microsoft.AspNetCore.Connections.ConnectionResetException)
-            {
-                return; // the client went away while sending
-            }
-            if (bodyError is { } be) { await ReplyErrorAsync(exchange, record, be, key!); return; }
-
-            // Steps 4–5, synchronous: scan, resolve the alias, check the key's models.
-            var resolveError = Resolve(request, snapshot, key!, out var model);
-            if (model is not null) { record.Model = model; record.Streaming = request.Scan.Stream; } // a known alias, also on 403/404
-            if (resolveError is { } re) { await ReplyErrorAsync(exchange, record, re, key!); return; }
-
-            // Step 6: rate limits, one call: RPM check-and-add plus TPM pre-check, for the key and the key × model scope.
-            var rate = new RateRequest(key!.Id, key.Limits, model!.Alias, model.Limits) { Slot = key.LimiterSlot };
-            if (!key.Limits.IsUnlimited || !model.Limits.IsUnlimited)
-            {
-                var decision = await limiter.CheckAsync(rate, exchange.RequestAborted);
-                RateLimitHeaders.Apply(exchange.ResponseHeaders, decision);
-                if (!decision.Allowed)
-                {
-                    bool requests = decision.Violation is LimitViolation.KeyRequests or LimitViolation.ModelRequests;
-                    metrics.RateLimitHit(key, requests ? RateLimitKind.Rpm : RateLimitKind.Tpm);
-                    long limit = decision.Violation switch
-                    {
-                        LimitViolation.KeyRequests => key.Limits.RequestsPerWindow, LimitViolation.KeyTokens => key.Limits.TokensPerWindow,
-                        LimitViolation.ModelRequests => model.Limits.RequestsPerWindow, _ => model.Limits.TokensPerWindow,
-                    };
-                    await ReplyErrorAsync(exchange, record, RateLimitHeaders.Refusal(decision, limit));
-                    return;
-                }
-            }
-            else rate = default; // nothing to charge
-
-            // Step 7: splice the upstream body.
-            BodySplicer.Splice(request.Body.WrittenSpan, request.Scan, model, endpoint, request.Upstream);
-
-            // Steps 8–10: balance, forward (retrying before the first byte), relay.
-            await ForwardAsync(exchange, request, model, endpoint, requestId, rate, home);
+            // Steps 2–7 answer their own refusals; what they found is in request and record. Steps 8–10: balance, forward
+            // (retrying before the first byte), relay. (Two methods so that this one's state, boxed for every request that waits
+            // for its upstream, stays small: the first steps' locals would make it ~740 bytes.)
+            if (await PrepareAsync(exchange, endpoint, request))
+                await ForwardAsync(exchange, request, record.Model!, endpoint, record.RequestId!, home);
         }
         catch (Exception) when (!exchange.Response.HasStarted)
         {
@@ -134,6 +77,77 @@ public sealed partial class ProxyHandler(
                 ProxyRequest.Return(request);
             }
         }
+    }
+
+    /// <summary>
+    /// Steps 2–7: request id, auth, body, scan and alias, rate limits, splice. False when the request was answered here (a refusal).
+    /// Completes at once unless a key lookup, the body or a Redis limiter makes it wait, and allocates nothing then.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> PrepareAsync(Exchange exchange, ProxyEndpoint endpoint, ProxyRequest request)
+    {
+        var record = request.Record;
+        // Step 2: request id, echoed to the client and sent upstream.
+        var requestId = RequestId.From(exchange.RequestHeaders[GatewayHeaders.RequestId]);
+        exchange.ResponseHeaders[GatewayHeaders.RequestId] = requestId;
+        record.RequestId = requestId;
+        record.Method = exchange.Method;
+        record.Path = exchange.Path;
+        record.OverheadRoute = endpoint switch
+        {
+            ProxyEndpoint.ChatCompletions => metrics.OverheadChat,
+            ProxyEndpoint.Completions => metrics.OverheadCompletions,
+            _ => metrics.OverheadEmbeddings,
+        };
+
+        // Step 3: auth, before reading a byte of the body.
+        var (authError, key, snapshot) = await Authenticator.AuthenticateAsync(exchange.RequestHeaders.Authorization, snapshots, keyResolver);
+        if (authError is { } ae) { await ReplyErrorAsync(exchange, record, ae); return false; }
+        record.KeyPrefix = key!.KeyPrefix;
+
+        // Step 4: read the body into pooled memory (bounded) and scan it once.
+        OpenAiError? bodyError;
+        try { bodyError = RequestBody.CheckJsonContentType(exchange) ?? await RequestBody.ReadAsync(exchange, request.Body, _maxBody); }
+        catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
+        {
+            bodyError = OpenAiError.InvalidRequest("The request body could not be read: " + e.Message) with { Status = e.StatusCode is >= 400 and < 500 ? e.StatusCode : 400 };
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or Microsoft.AspNetCore.Connections.ConnectionResetException)
+        {
+            return false; // the client went away while sending
+        }
+        if (bodyError is { } be) { await ReplyErrorAsync(exchange, record, be, key!); return false; }
+
+        // Steps 4–5, synchronous: scan, resolve the alias, check the key's models.
+        var resolveError = Resolve(request, snapshot, key!, out var model);
+        if (model is not null) { record.Model = model; record.Streaming = request.Scan.Stream; } // a known alias, also on 403/404
+        if (resolveError is { } re) { await ReplyErrorAsync(exchange, record, re, key!); return false; }
+
+        // Step 6: rate limits, one call: RPM check-and-add plus TPM pre-check, for the key and the key × model scope.
+        var rate = new RateRequest(key!.Id, key.Limits, model!.Alias, model.Limits) { Slot = key.LimiterSlot };
+        if (!key.Limits.IsUnlimited || !model.Limits.IsUnlimited)
+        {
+            var decision = await limiter.CheckAsync(rate, exchange.RequestAborted);
+            RateLimitHeaders.Apply(exchange.ResponseHeaders, decision);
+            if (!decision.Allowed)
+            {
+                bool requests = decision.Violation is LimitViolation.KeyRequests or LimitViolation.ModelRequests;
+                metrics.RateLimitHit(key, requests ? RateLimitKind.Rpm : RateLimitKind.Tpm);
+                long limit = decision.Violation switch
+                {
+                    LimitViolation.KeyRequests => key.Limits.RequestsPerWindow, LimitViolation.KeyTokens => key.Limits.TokensPerWindow,
+                    LimitViolation.ModelRequests => model.Limits.RequestsPerWindow, _ => model.Limits.TokensPerWindow,
+                };
+                await ReplyErrorAsync(exchange, record, RateLimitHeaders.Refusal(decision, limit));
+                return false;
+            }
+            request.Rate = rate;
+        }
+        // (else nothing to charge: request.Rate stays default)
+
+        // Step 7: splice the upstream body.
+        BodySplicer.Splice(request.Body.WrittenSpan, request.Scan, model, endpoint, request.Upstream);
+        return true;
     }
 
     /// <summary>The gateway's own time so far, as <c>X-Gateway-Overhead-Ms</c>.</summary>
@@ -185,7 +199,7 @@ public sealed partial class ProxyHandler(
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask ForwardAsync(
-        Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId, RateRequest rate, EventLoop? home)
+        Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId, EventLoop? home)
     {
         var record = request.Record;
         var modelMetrics = metrics.For(model);
@@ -287,11 +301,11 @@ public sealed partial class ProxyHandler(
                 {
                     modelMetrics.ActiveStreams.Inc();
                     var firstByteLeft = upstream.Options.FirstByteTimeout - Stopwatch.GetElapsedTime(sent);
-                    try { await RelayStreamAsync(exchange, request, target, response, cts, firstByteLeft, rate); }
+                    try { await RelayStreamAsync(exchange, request, target, response, cts, firstByteLeft); }
                     finally { modelMetrics.ActiveStreams.Dec(); }
                 }
                 else
-                    await RelayJsonAsync(exchange, request, target, response, cts, rate);
+                    await RelayJsonAsync(exchange, request, target, response, cts);
             }
             return;
         }

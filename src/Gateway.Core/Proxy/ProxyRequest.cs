@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Gateway.Json;
+using Gateway.Limits;
 using Gateway.Observability;
 using Gateway.Routing;
 using Gateway.Streaming;
@@ -19,6 +20,8 @@ internal sealed class ProxyRequest
     public PooledBuffer Response = new(4096);
     /// <summary>The client headers forwarded upstream (Accept, pass-through), filled once per request: a list per request would be an allocation.</summary>
     public readonly List<KeyValuePair<string, string>> UpstreamHeaders = new(1);
+    /// <summary>What the request charges when it ends (step 11); default when neither the key nor the model has a limit.</summary>
+    public RateRequest Rate;
 
     private CancellationTokenSource _cts = new();
     private CancellationTokenRegistration _clientAbort;
@@ -72,6 +75,7 @@ internal sealed class ProxyRequest
         request._clientAbort = default;
         request.Record.Reset(0); // drop references (model, strings) while pooled
         request.UpstreamHeaders.Clear();
+        request.Rate = default;
         request.Body = Shrink(request.Body);
         request.Upstream = Shrink(request.Upstream);
         request.Response = Shrink(request.Response);
