@@ -138,4 +138,48 @@ public sealed class GatewayLogTests
         foreach (var line in lines) using (System.Text.Json.JsonDocument.Parse(line)) { }
         Assert.Contains("\"msg\":\"after\"", lines[1]);
     }
+
+    /// <summary>The JSON line is written by hand; it must be the text Utf8JsonWriter (default escaping) gives for the same fields.</summary>
+    [Theory]
+    [InlineData("/v1/chat/completions", "qwen", "req-1")]
+    [InlineData("/x?a=<b>&c='d'+`e`", "m\"q\\", "id\"with\\quotes")]
+    [InlineData("/ünïcode/模型", "Qwen/Qwen2.5-7B-Instruct\u2028", "tab\there")]
+    [InlineData("/ctrl\u0001\u001f\u007f", "emoji 😀", null)]
+    [InlineData("", "", "")]
+    public void Json_lines_are_what_the_framework_writer_gives(string path, string model, string? requestId)
+    {
+        var line = new LogLine
+        {
+            Timestamp = new DateTime(2026, 11, 26, 13, 5, 7, 123, DateTimeKind.Utc), Level = LogLevel.Warn, Msg = "request", IsRequest = true,
+            RequestId = requestId, Method = "POST", Path = path, Status = 429, DurationMs = 12.3456, OverheadMs = -0.5, Model = model,
+            BackendUrl = "http://10.0.0.1:8000", Streaming = true, KeyPrefix = "ml-abcdef01", PromptTokens = 1234567890123, CompletionTokens = 0,
+            Error = "upstream_ended_early",
+        };
+        var output = new System.Buffers.ArrayBufferWriter<byte>();
+        LogFormat.WriteJson(line, output);
+
+        var expected = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var w = new System.Text.Json.Utf8JsonWriter(expected))
+        {
+            w.WriteStartObject();
+            w.WriteString("ts", "2026-11-26T13:05:07.123Z");
+            w.WriteString("level", "warn");
+            w.WriteString("msg", "request");
+            w.WriteString("request_id", requestId);
+            w.WriteString("method", "POST");
+            w.WriteString("path", path);
+            w.WriteNumber("status", 429);
+            w.WriteNumber("duration_ms", 12.346);
+            w.WriteNumber("overhead_ms", -0.5);
+            w.WriteString("model", model);
+            w.WriteString("backend_url", "http://10.0.0.1:8000");
+            w.WriteBoolean("streaming", true);
+            w.WriteString("key_prefix", "ml-abcdef01");
+            w.WriteNumber("prompt_tokens", 1234567890123);
+            w.WriteNumber("completion_tokens", 0);
+            w.WriteString("error", "upstream_ended_early");
+            w.WriteEndObject();
+        }
+        Assert.Equal(System.Text.Encoding.UTF8.GetString(expected.WrittenSpan) + "\n", System.Text.Encoding.UTF8.GetString(output.WrittenSpan));
+    }
 }
