@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using Gateway.Http.Transport;
+using Gateway.Core.Tests.Net;
 using Gateway.Net;
 using Microsoft.AspNetCore.Connections;
 
@@ -25,12 +26,7 @@ public sealed class SocketPipeTests : IDisposable
 
     public SocketPipeTests()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(1);
-        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        client.Connect(listener.LocalEndPoint!);
-        _peer = listener.Accept();
+        (var client, _peer) = LoopbackPair.Open();
         _socket = new LoopSocket(client);
         _reader = new SocketPipeReader(_socket, inlineIo: true, () => _peerGone.TrySetResult());
         _writer = new SocketPipeWriter(_socket, inlineIo: true, TimeSpan.FromSeconds(30), e => _writerDone.TrySetResult(e));

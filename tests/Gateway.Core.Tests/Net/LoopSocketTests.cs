@@ -14,12 +14,7 @@ public sealed class LoopSocketTests : IDisposable
 
     public LoopSocketTests()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(1);
-        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        client.Connect(listener.LocalEndPoint!);
-        _peer = listener.Accept();
+        (var client, _peer) = LoopbackPair.Open();
         _socket = new LoopSocket(client);
         _socket.Register(EventLoops.Next());
     }
