@@ -76,8 +76,8 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
     private void Shutdown(Exception? reason)
     {
         if (Interlocked.Exchange(ref _shutdown, 1) != 0) return;
+        _input.Fail(reason ?? new ConnectionAbortedException("The connection's output completed gracefully.")); // before the loop can read our own FIN
         _socket.Shutdown();
-        _input.Fail(reason ?? new ConnectionAbortedException("The connection's output completed gracefully."));
         FireConnectionClosed();
     }
 

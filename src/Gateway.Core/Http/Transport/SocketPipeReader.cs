@@ -28,6 +28,7 @@ internal sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult
     private readonly BlockChain _chain = new();
     private ManualResetValueTaskSourceCore<ReadResult> _core;
     private CancellationTokenRegistration _cancellation;
+    private CancellationToken _waitToken;
     private long _examined;
     private bool _waiting, _finished, _cancelNext, _completed, _paused;
     private Exception? _error;
@@ -122,6 +123,7 @@ internal sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult
             if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<ReadResult>(cancellationToken);
             _core.Reset();
             _waiting = true;
+            _waitToken = cancellationToken;
             // Under the lock, so a waker (which takes it to see _waiting) unregisters this registration, not the last one. A token
             // that fires meanwhile runs CancelWait here, on this thread; the lock lets it in again.
             if (cancellationToken.CanBeCanceled)
@@ -205,7 +207,7 @@ internal sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult
     {
         lock (_lock)
         {
-            if (!_waiting) return;
+            if (!_waiting || _waitToken != token) return; // a callback of an earlier wait, woken by someone else
             _waiting = false;
         }
         WakeWith(new OperationCanceledException(token));

@@ -74,13 +74,8 @@ internal sealed class SocketPipeWriter : PipeWriter
             _chain.Clear(); // the client is gone or aborted: what Kestrel writes now has nowhere to go
             return new ValueTask<FlushResult>(new FlushResult(isCanceled: false, isCompleted: true));
         }
-        if (_cancelNext)
-        {
-            _cancelNext = false;
-            return new ValueTask<FlushResult>(new FlushResult(isCanceled: true, isCompleted: false));
-        }
         if (_sending is not null) throw new InvalidOperationException("A flush is already pending."); // ConcurrentPipeWriter waits for it
-        if (_chain.IsEmpty) return default;
+        if (_chain.IsEmpty) return TakeCancel();
         long end = _chain.End;
         ValueTask sending;
         try { sending = _socket.SendAsync(_chain.Sequence, _writeTimeout); }
@@ -88,7 +83,15 @@ internal sealed class SocketPipeWriter : PipeWriter
         if (!sending.IsCompletedSuccessfully) return FlushSlowAsync(sending, end);
         sending.GetAwaiter().GetResult();
         _chain.TakeTo(end);
-        return default;
+        return TakeCancel();
+    }
+
+    /// <summary>As a pipe: a cancelled flush still commits (here: sends) its bytes; only its result says cancelled.</summary>
+    private ValueTask<FlushResult> TakeCancel()
+    {
+        if (!_cancelNext) return default;
+        _cancelNext = false;
+        return new ValueTask<FlushResult>(new FlushResult(isCanceled: true, isCompleted: false));
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
@@ -117,9 +120,9 @@ internal sealed class SocketPipeWriter : PipeWriter
                 _sending = null;
                 finish = _completed; // Kestrel completed the writer while this flush waited
             }
-            sent.TrySetResult();
         }
         if (finish) Finish();
+        sent.TrySetResult(); // after Finish: a close that waits for Drained comes after the FIN
         if (!_inlineIo) await Task.Yield(); // the loop thread woke the send: Kestrel's code goes back to the pool
         return result;
     }
