@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Gateway.Core.Tests.Net;
 using Gateway.Net;
 using Gateway.Proxy.Upstream;
 
@@ -141,7 +142,7 @@ public sealed class Http1PoolLoopTests : IDisposable
     /// </summary>
     private async Task<T> OnLoopAsync<T>(EventLoop loop, Func<Task<T>> action)
     {
-        var (ours, peer) = SocketPair();
+        var (ours, peer) = LoopbackPair.Open();
         var socket = new LoopSocket(ours);
         try
         {
@@ -164,15 +165,5 @@ public sealed class Http1PoolLoopTests : IDisposable
         await wait.ConfigureAwait(false);
         Assert.Same(loop, EventLoop.Current);
         return await action().ConfigureAwait(false);
-    }
-
-    private static (Socket Ours, Socket Peer) SocketPair()
-    {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(1);
-        var ours = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        ours.Connect(listener.LocalEndPoint!);
-        return (ours, listener.Accept());
     }
 }
