@@ -81,6 +81,14 @@ internal sealed class LoopConnection : ConnectionContext, IConnectionIdFeature, 
         FireConnectionClosed();
     }
 
+    /// <summary>What Kestrel expects from a transport for a failed socket call: a reset or shutdown peer as a reset, our own close as an abort.</summary>
+    internal static Exception ConnectionError(Exception e) => e switch
+    {
+        SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown } reset => new ConnectionResetException(reset.Message, reset),
+        ObjectDisposedException => new ConnectionAbortedException("The connection was closed.", e),
+        _ => e,
+    };
+
     private void FireConnectionClosed()
     {
         if (Interlocked.Exchange(ref _closedFired, 1) != 0) return;

@@ -1,9 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Net.Sockets;
 using System.Threading.Tasks.Sources;
 using Gateway.Net;
-using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Http.Transport;
 
@@ -49,15 +47,17 @@ internal sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult
     {
         bool ended, wake;
         ReadResult result = default;
+        Exception? error;
         lock (_lock)
         {
             ended = Receive();
+            error = _error;
             wake = _waiting && Ready;
-            if (wake && _error is null) result = TakeResult();
+            if (wake && error is null) result = TakeResult();
             if (wake) _waiting = false;
         }
         if (ended) _peerGone();
-        if (wake) Wake(result, inline: true);
+        if (wake) Wake(result, error, inline: true);
     }
 
     /// <summary>
@@ -102,13 +102,9 @@ internal sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult
             }
             return false;
         }
-        catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.Shutdown)
-        {
-            _error = new ConnectionResetException(e.Message, e);
-        }
         catch (Exception e)
         {
-            _error = e is ObjectDisposedException ? new ConnectionAbortedException("The connection was closed.", e) : e;
+            _error = LoopConnection.ConnectionError(e);
         }
         return true;
     }
@@ -188,19 +184,20 @@ internal sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult
             _waiting = false;
             result = TakeResult();
         }
-        Wake(result, inline: false);
+        Wake(result, null, inline: false);
     }
 
     /// <summary>The connection ended from our side (abort, or the send side finished): reads fail with <paramref name="reason"/>.</summary>
     public void Fail(Exception reason)
     {
+        Exception error;
         lock (_lock)
         {
-            _error ??= reason;
+            error = _error ??= reason;
             if (!_waiting) return;
             _waiting = false;
         }
-        Wake(default, inline: false);
+        Wake(default, error, inline: false);
     }
 
     private void CancelWait(CancellationToken token)
@@ -210,28 +207,20 @@ internal sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult
             if (!_waiting || _waitToken != token) return; // a callback of an earlier wait, woken by someone else
             _waiting = false;
         }
-        WakeWith(new OperationCanceledException(token));
+        Wake(default, new OperationCanceledException(token), inline: false);
     }
 
     /// <summary>
-    /// Completes the pending read: inline when the loop thread wakes it (Kestrel parses there), else from the thread pool, never
-    /// on a caller that may be inside Kestrel's own lock.
+    /// Completes the pending read with <paramref name="result"/>, or <paramref name="error"/> (taken under the lock that ended the
+    /// wait): inline when the loop thread wakes it (Kestrel parses there), else from the thread pool, never on a caller that may be
+    /// inside Kestrel's own lock.
     /// </summary>
-    private void Wake(in ReadResult result, bool inline)
+    private void Wake(in ReadResult result, Exception? error, bool inline)
     {
         _cancellation.Unregister();
         _core.RunContinuationsAsynchronously = !(inline && _inlineIo);
-        Exception? error;
-        lock (_lock) error = _error;
         if (error is null) _core.SetResult(result);
         else _core.SetException(error);
-    }
-
-    private void WakeWith(Exception error)
-    {
-        _cancellation.Unregister();
-        _core.RunContinuationsAsynchronously = true;
-        _core.SetException(error);
     }
 
     public override void Complete(Exception? exception = null)

@@ -1,8 +1,6 @@
 using System.IO.Pipelines;
-using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using Gateway.Net;
-using Microsoft.AspNetCore.Connections;
 
 namespace Gateway.Http.Transport;
 
@@ -131,10 +129,7 @@ internal sealed class SocketPipeWriter : PipeWriter
     {
         _failed = true;
         _chain.Clear();
-        Exception reason = e is SocketException { SocketErrorCode: SocketError.ConnectionReset or SocketError.Shutdown } reset
-            ? new ConnectionResetException(reset.Message, reset)
-            : e is ObjectDisposedException ? new ConnectionAbortedException("The connection was closed.", e) : e;
-        Done(reason);
+        Done(LoopConnection.ConnectionError(e));
         return new FlushResult(isCanceled: false, isCompleted: true);
     }
 
@@ -162,18 +157,13 @@ internal sealed class SocketPipeWriter : PipeWriter
             var flushing = FlushAsync();
             if (!flushing.IsCompleted)
             {
-                _ = FinishLaterAsync(flushing);
+                _ = flushing.AsTask(); // FlushSlowAsync calls Finish again when it is done, which then finds nothing to send
                 return;
             }
             flushing.GetAwaiter().GetResult();
         }
         _chain.Clear();
         Done(null);
-    }
-
-    private async Task FinishLaterAsync(ValueTask<FlushResult> flushing)
-    {
-        await flushing.ConfigureAwait(false); // FlushSlowAsync calls Finish again, which now finds nothing to send
     }
 
     private void Done(Exception? error)
