@@ -116,7 +116,9 @@ public sealed class SseRelayTests
     [Fact]
     public async Task An_endless_event_is_cut_off_with_an_error_instead_of_growing_memory()
     {
-        var source = new Pipe();
+        // No back-pressure on the source: a write that waited for room when the relay gave up would never be released (the relay
+        // stops reading), and the test hung on it now and then.
+        var source = new Pipe(new PipeOptions(pauseWriterThreshold: 0));
         var sink = new Pipe();
         using var state = new StreamState(Alias, false, false);
         var relay = SseRelay.RunAsync(source.Reader, sink.Writer, state, CancellationToken.None).AsTask();
