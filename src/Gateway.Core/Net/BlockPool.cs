@@ -6,22 +6,39 @@ namespace Gateway.Net;
 /// <summary>
 /// The pipes' memory: 4 KB blocks kept for reuse, so renting a pipe segment allocates nothing (MemoryPool&lt;byte&gt;.Shared
 /// allocates an owner object per rent). Keeps at most <see cref="MaxRetained"/> free blocks; beyond that they go to the GC.
+/// An event-loop thread keeps a few free blocks of its own in front of the shared queue: a connection's blocks are rented and
+/// returned on its loop's thread, and the queue's interlocked operations were ~3% of a request's user time (perf).
 /// </summary>
 internal sealed class BlockPool : MemoryPool<byte>
 {
     public const int BlockSize = 4096;
     private const int MaxRetained = 4096; // 16 MB of idle blocks at most
 
+    private const int LoopCacheSize = 32; // per loop thread: 128 KB at most, enough for the blocks of a burst of requests
+
     private readonly ConcurrentQueue<Block> _free = new();
     private int _freeCount;
 
+    // Only Shared's blocks go in here (the pool is a singleton); null on threads that are not event loops.
+    [ThreadStatic] private static LoopStack<Block>? t_loopCache;
+
+    /// <summary>Gives the calling thread (an event loop's) its own cache of free blocks.</summary>
+    public static void AttachLoopCache() => t_loopCache ??= new LoopStack<Block>(LoopCacheSize);
+
     public static new BlockPool Shared { get; } = new();
+
+    private BlockPool() { } // one pool: the loop caches are per thread, not per pool
 
     public override int MaxBufferSize => BlockSize;
 
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
         if (minBufferSize > BlockSize) throw new ArgumentOutOfRangeException(nameof(minBufferSize), "Blocks are 4 KB.");
+        if (t_loopCache is { } cache && cache.TryPop(out var cached))
+        {
+            cached.Rented = true;
+            return cached;
+        }
         if (_free.TryDequeue(out var block))
         {
             Interlocked.Decrement(ref _freeCount);
@@ -33,6 +50,7 @@ internal sealed class BlockPool : MemoryPool<byte>
 
     private void Return(Block block)
     {
+        if (t_loopCache is { } cache && cache.TryPush(block)) return;
         if (Volatile.Read(ref _freeCount) >= MaxRetained) return;
         Interlocked.Increment(ref _freeCount);
         _free.Enqueue(block);

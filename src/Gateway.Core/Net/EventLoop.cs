@@ -95,6 +95,7 @@ internal sealed unsafe class EventLoop
     private void Run()
     {
         t_current = this;
+        BlockPool.AttachLoopCache();
         int size = Libc.EpollEventSize, dataOffset = Libc.EpollDataOffset;
         byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * size));
         while (true)

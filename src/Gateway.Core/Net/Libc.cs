@@ -5,6 +5,10 @@ namespace Gateway.Net;
 /// <summary>
 /// The Linux calls the event loop makes itself. The socket calls never block (the sockets are non-blocking) and the wrappers return
 /// -errno; the epoll and shutdown imports return -1 with errno, and epoll_wait blocks the loop's own thread.
+/// recv, send and sendmsg skip the runtime's GC transition ([SuppressGCTransition]): they run a few microseconds at most on a
+/// non-blocking socket, and the transition and the runtime's errno bookkeeping (saved and restored on every call) cost a measurable
+/// share of a request's user time (perf: ~3% with the errno reads). Without the transition nothing runs between the call and the
+/// errno read, so errno is read directly, and only on failure.
 /// </summary>
 internal static unsafe partial class Libc
 {
@@ -46,13 +50,16 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
     public static partial int EpollWait(int epfd, byte* events, int maxEvents, int timeout);
 
-    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    [LibraryImport("libc", EntryPoint = "recv")]
+    [SuppressGCTransition]
     private static partial nint RecvRaw(int fd, byte* buffer, nuint length, int flags);
 
-    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    [LibraryImport("libc", EntryPoint = "send")]
+    [SuppressGCTransition]
     private static partial nint SendRaw(int fd, byte* buffer, nuint length, int flags);
 
-    [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
+    [LibraryImport("libc", EntryPoint = "sendmsg")]
+    [SuppressGCTransition]
     private static partial nint SendMsgRaw(int fd, MsgHdr* message, int flags);
 
     [LibraryImport("libc", EntryPoint = "connect", SetLastError = true)]
@@ -70,7 +77,7 @@ internal static unsafe partial class Libc
             {
                 nint n = RecvRaw(fd, p, (nuint)buffer.Length, flags);
                 if (n >= 0) return n;
-                int errno = Marshal.GetLastPInvokeError();
+                int errno = Marshal.GetLastSystemError();
                 if (errno != EINTR) return -errno;
             }
         }
@@ -85,7 +92,7 @@ internal static unsafe partial class Libc
             {
                 nint n = SendRaw(fd, p, (nuint)buffer.Length, MSG_NOSIGNAL);
                 if (n >= 0) return n;
-                int errno = Marshal.GetLastPInvokeError();
+                int errno = Marshal.GetLastSystemError();
                 if (errno != EINTR) return -errno;
             }
         }
@@ -99,7 +106,7 @@ internal static unsafe partial class Libc
         {
             nint n = SendMsgRaw(fd, &header, MSG_NOSIGNAL);
             if (n >= 0) return n;
-            int errno = Marshal.GetLastPInvokeError();
+            int errno = Marshal.GetLastSystemError();
             if (errno != EINTR) return -errno;
         }
     }

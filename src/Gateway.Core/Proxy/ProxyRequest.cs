@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Gateway.Json;
 using Gateway.Limits;
+using Gateway.Net;
 using Gateway.Observability;
 using Gateway.Routing;
 using Gateway.Streaming;
@@ -62,8 +63,12 @@ internal sealed class ProxyRequest
     // ConcurrentBag.Count takes every thread's lock: the pool's size is kept here instead (approximate, which is all a cap needs).
     private static int s_pooled;
 
+    // An event loop's own few (most requests start and end on their connection's loop): no ConcurrentBag per request.
+    [ThreadStatic] private static LoopStack<ProxyRequest>? t_loopCache;
+
     public static ProxyRequest Rent()
     {
+        if (t_loopCache is { } cache && cache.TryPop(out var own)) return own;
         if (!Pool.TryTake(out var r)) return new ProxyRequest();
         Interlocked.Decrement(ref s_pooled);
         return r;
@@ -79,6 +84,9 @@ internal sealed class ProxyRequest
         request.Body = Shrink(request.Body);
         request.Upstream = Shrink(request.Upstream);
         request.Response = Shrink(request.Response);
+        var cache = t_loopCache;
+        if (cache is null && EventLoop.Current is not null) t_loopCache = cache = new LoopStack<ProxyRequest>(16);
+        if (cache is not null && cache.TryPush(request)) return;
         if (Volatile.Read(ref s_pooled) < 1024)
         {
             Interlocked.Increment(ref s_pooled);
