@@ -21,13 +21,22 @@ public struct ResponseScan
 public static class ResponseScanner
 {
     /// <summary>Returns false when <paramref name="json"/> is not one JSON object; it is then passed on untouched.</summary>
-    public static bool TryScan(ReadOnlySpan<byte> json, out ResponseScan scan) => TryScan(json, null, out scan);
+    public static bool TryScan(ReadOnlySpan<byte> json, out ResponseScan scan) => TryScan(json, null, readChoices: true, out scan);
+
+    /// <summary>
+    /// <see cref="TryScan(ReadOnlySpan{byte}, out ResponseScan)"/> for a whole (non-stream) answer: the model and the usage only.
+    /// <c>choices</c> is stepped over without looking inside (HasContent and ChoicesEmpty, a stream's questions, stay false).
+    /// </summary>
+    public static bool TryScanAnswer(ReadOnlySpan<byte> json, out ResponseScan scan) => TryScan(json, null, readChoices: false, out scan);
 
     /// <summary>
     /// The same scan, for one chunk of a stream: a chunk that starts with the prefix <paramref name="cache"/> remembers from an earlier
     /// chunk is read from the end of that prefix on; any other chunk is scanned in full and refreshes the cache.
     /// </summary>
-    public static bool TryScan(ReadOnlySpan<byte> json, ChunkScanCache? cache, out ResponseScan scan)
+    public static bool TryScan(ReadOnlySpan<byte> json, ChunkScanCache? cache, out ResponseScan scan) =>
+        TryScan(json, cache, readChoices: true, out scan);
+
+    private static bool TryScan(ReadOnlySpan<byte> json, ChunkScanCache? cache, bool readChoices, out ResponseScan scan)
     {
         scan = default;
         scan.ModelStart = scan.ModelEnd = scan.UsageCutStart = scan.UsageCutEnd = -1;
@@ -91,7 +100,7 @@ public static class ResponseScanner
                 else if (reader.ValueTextEquals("choices"u8))
                 {
                     reader.Read();
-                    if (reader.TokenType == JsonTokenType.StartArray) ReadChoices(ref reader, ref scan);
+                    if (readChoices && reader.TokenType == JsonTokenType.StartArray) ReadChoices(ref reader, ref scan);
                     else reader.Skip();
                 }
                 else

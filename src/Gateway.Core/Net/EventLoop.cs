@@ -27,7 +27,9 @@ internal sealed unsafe class EventLoop
         Index = index;
         _epoll = Libc.EpollCreate(Libc.EPOLL_CLOEXEC);
         if (_epoll < 0) throw new SocketException(Marshal.GetLastPInvokeError());
-        new Thread(Run) { IsBackground = true, Name = $"gateway-io-{index}" }.Start();
+        // UnsafeStart: the loop must not run inside its creator's ExecutionContext: whatever AsyncLocal was set where the first
+        // connection started the loops (a test's context, a request's) would be seen by every request the loop ever runs.
+        new Thread(Run) { IsBackground = true, Name = $"gateway-io-{index}" }.UnsafeStart();
     }
 
     /// <summary>This loop's number, unique in the process (0, 1, … for the process's loops): per-loop state elsewhere is an array indexed by it.</summary>

@@ -108,7 +108,7 @@ public sealed partial class ProxyHandler
     {
         var record = request.Record;
         output.Clear();
-        if (!ResponseScanner.TryScan(json, out var scan))
+        if (!ResponseScanner.TryScanAnswer(json, out var scan))
         {
             output.Write(json);
             return false;

@@ -65,4 +65,20 @@ public sealed class ResponseRewriterTests
     [InlineData("{\"model\":")]
     public void Non_objects_are_not_scanned(string json) =>
         Assert.False(ResponseScanner.TryScan(Encoding.UTF8.GetBytes(json), out _));
+
+    [Theory]
+    [InlineData("{\"id\":\"c\",\"model\":\"Qwen/Q\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"\\\"usage\\\":{}\",\"tool_calls\":[]},\"usage\":{\"prompt_tokens\":99}}],\"usage\":{\"prompt_tokens\":6,\"total_tokens\":22,\"completion_tokens\":16},\"prompt_logprobs\":null}")]
+    [InlineData("{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4},\"choices\":[{\"text\":\"x\"},[1,{\"model\":\"no\"}]],\"model\":\"m\"}")]
+    [InlineData("{\"model\":\"m\",\"choices\":{\"not\":\"an array\"},\"usage\":null}")]
+    public void A_whole_answer_scan_finds_what_the_full_scan_finds_without_looking_into_choices(string json)
+    {
+        var bytes = Encoding.UTF8.GetBytes(json);
+        Assert.True(ResponseScanner.TryScan(bytes, out var full));
+        Assert.True(ResponseScanner.TryScanAnswer(bytes, out var answer));
+        Assert.Equal((full.ModelStart, full.ModelEnd, full.UsageCutStart, full.UsageCutEnd, full.HasUsage, full.PromptTokens, full.CompletionTokens),
+            (answer.ModelStart, answer.ModelEnd, answer.UsageCutStart, answer.UsageCutEnd, answer.HasUsage, answer.PromptTokens, answer.CompletionTokens));
+        Assert.False(answer.HasContent);
+        Assert.False(answer.ChoicesEmpty);
+        Assert.False(ResponseScanner.TryScanAnswer(bytes[..^1], out _)); // cut short: not one object
+    }
 }
