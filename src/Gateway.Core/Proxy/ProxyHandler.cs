@@ -225,7 +225,7 @@ public sealed partial class ProxyHandler(
 
             // One pooled token source per request carries the client's abort and every upstream time limit.
             var cts = request.Cancellation(clientAborted);
-            cts.CancelAfter(upstream.Options.FirstByteTimeout);
+            request.ArmFirstByte(upstream.Options.FirstByteTimeout);
             record.Backend = backend;
             var backendMetrics = metrics.For(model, backend);
             UpstreamResponse response;
@@ -295,7 +295,7 @@ public sealed partial class ProxyHandler(
                 }
                 // Step 10: relay. From here the idle timeout applies to each read (a stream's first event still gets the rest of
                 // the first-byte time).
-                cts.CancelAfter(Timeout.InfiniteTimeSpan);
+                request.DisarmFirstByte();
                 var target = new Target(model, backend, backendMetrics);
                 if (request.Scan.Stream && status == (int)HttpStatusCode.OK && response.IsEventStream)
                 {

@@ -25,6 +25,8 @@ internal sealed class ProxyRequest
     public RateRequest Rate;
 
     private CancellationTokenSource _cts = new();
+    private bool _ctsDoomed; // the first-byte sweep took its deadline: it is (or will be) cancelled, so it is not reused
+    private readonly FirstByteDeadline _firstByte = new();
     private CancellationTokenRegistration _clientAbort;
     private BackendLoad? _counted;
     private UpstreamWatchdog? _watchdog;
@@ -51,13 +53,24 @@ internal sealed class ProxyRequest
     public CancellationTokenSource Cancellation(CancellationToken clientAborted)
     {
         _clientAbort.Dispose();
-        if (!_cts.TryReset())
+        DisarmFirstByte();
+        if (_ctsDoomed) (_cts, _ctsDoomed) = (new CancellationTokenSource(), false); // not disposed: the sweep may still cancel it
+        else if (!_cts.TryReset())
         {
             _cts.Dispose();
             _cts = new CancellationTokenSource();
         }
         _clientAbort = clientAborted.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _cts);
         return _cts;
+    }
+
+    /// <summary>Starts the first-byte timeout on the source <see cref="Cancellation"/> gave (see <see cref="FirstByteDeadline"/>).</summary>
+    public void ArmFirstByte(TimeSpan timeout) => _firstByte.Arm(_cts, timeout);
+
+    /// <summary>Ends the first-byte timeout: the response head is here, or the attempt is over.</summary>
+    public void DisarmFirstByte()
+    {
+        if (!_firstByte.Disarm()) _ctsDoomed = true;
     }
 
     // ConcurrentBag.Count takes every thread's lock: the pool's size is kept here instead (approximate, which is all a cap needs).
@@ -76,6 +89,7 @@ internal sealed class ProxyRequest
 
     public static void Return(ProxyRequest request)
     {
+        request.DisarmFirstByte();
         request._clientAbort.Dispose();
         request._clientAbort = default;
         request.Record.Reset(0); // drop references (model, strings) while pooled
@@ -92,7 +106,7 @@ internal sealed class ProxyRequest
             Interlocked.Increment(ref s_pooled);
             Pool.Add(request);
         }
-        else { request.Body.Dispose(); request.Upstream.Dispose(); request.Response.Dispose(); request._watchdog?.Dispose(); }
+        else { request.Body.Dispose(); request.Upstream.Dispose(); request.Response.Dispose(); request._watchdog?.Dispose(); request._firstByte.Unregister(); }
     }
 
     private static PooledBuffer Shrink(PooledBuffer buffer)
