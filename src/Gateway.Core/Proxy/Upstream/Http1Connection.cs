@@ -133,58 +133,77 @@ internal sealed partial class Http1Connection
         }
     }
 
-    /// <summary>Reads until the final (non-1xx) response head is complete and sets up the body framing it announces.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask ReadHeadAsync(int maxHeadBytes)
+    // Reading the response head comes in steps that Http1Client's send awaits itself, instead of in an async method of the
+    // connection: one async method fewer to resume per request. WaitForHeadAsync while HeadNeedsFirstBytes, BeginHead, then
+    // TryTakeHead what is buffered and ReceiveHeadAsync more (HeadReceiveFailed / HeadBytesReceived after each) until it is in.
+
+    /// <summary>
+    /// No head buffer yet. A head can take the whole generation (a non-stream answer): its first bytes are awaited holding no
+    /// buffer, as a stream between tokens does, with <see cref="WaitForHeadAsync"/>.
+    /// </summary>
+    public bool HeadNeedsFirstBytes => _buffer is null;
+
+    /// <summary>Readiness only: it cannot fail (a close ends it, and the receive that follows reports the close).</summary>
+    public ValueTask WaitForHeadAsync() => _socket.WaitReadableAsync();
+
+    /// <summary>Starts reading a head into a 16 KB buffer: one receive usually takes the head and a short body together.</summary>
+    public void BeginHead()
     {
-        if (_buffer is null)
-        {
-            // A head can take the whole generation (a non-stream answer): wait for its first bytes holding no buffer, as a stream
-            // between tokens does. Then one 16 KB receive usually takes the head and a short body together. (The wait cannot fail:
-            // a close ends it, and the receive below reports the close.)
-            await _socket.WaitReadableAsync().ConfigureAwait(false);
-            _buffer = ArrayPool<byte>.Shared.Rent(HeadBufferSize);
-        }
+        _buffer ??= ArrayPool<byte>.Shared.Rent(HeadBufferSize);
         _start = _end = 0;
-        bool received = false;
-        while (true)
-        {
-            if (_end > _start)
-            {
-                var status = ResponseHeadParser.TryParse(_buffer.AsSpan(_start, _end - _start), out var head, out var error);
-                if (status == HeadStatus.Invalid) throw Failure(null, UpstreamFailure.InvalidResponse, "Invalid upstream response: " + error, default);
-                if (status == HeadStatus.Complete)
-                {
-                    if (head.Length > maxHeadBytes) throw HeadTooLarge(maxHeadBytes);
-                    if (head.StatusCode >= 200)
-                    {
-                        Accept(head);
-                        return;
-                    }
-                    // 100 Continue, 103 Early Hints: interim heads without a body; the real one follows. 101 we never asked for.
-                    if (head.StatusCode == 101) throw Failure(null, UpstreamFailure.InvalidResponse, "Invalid upstream response: 101 Switching Protocols.", default);
-                    _start += head.Length;
-                    continue;
-                }
-                if (_end - _start >= maxHeadBytes) throw HeadTooLarge(maxHeadBytes);
-            }
-            MakeRoomForHead();
-            int n;
-            try { n = await _socket.ReceiveAsync(_buffer.AsMemory(_end)).ConfigureAwait(false); }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                throw Failure(e, Reused && !received ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
-                    "The upstream connection was reset before the response headers.", default);
-            }
-            if (n == 0)
-            {
-                throw Failure(null, Reused && !received ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
-                    "The upstream closed the connection before the response headers.", default);
-            }
-            received = true;
-            _end += n;
-        }
+        _headReceived = false;
     }
+
+    /// <summary>
+    /// True once the final (non-1xx) head is parsed and the body framing it announces is set up; false when more bytes are needed
+    /// (room is made for them). Throws for an invalid or too large head.
+    /// </summary>
+    public bool TryTakeHead(int maxHeadBytes)
+    {
+        while (_end > _start)
+        {
+            var status = ResponseHeadParser.TryParse(_buffer.AsSpan(_start, _end - _start), out var head, out var error);
+            if (status == HeadStatus.Invalid) throw Failure(null, UpstreamFailure.InvalidResponse, "Invalid upstream response: " + error, default);
+            if (status != HeadStatus.Complete)
+            {
+                if (_end - _start >= maxHeadBytes) throw HeadTooLarge(maxHeadBytes);
+                break;
+            }
+            if (head.Length > maxHeadBytes) throw HeadTooLarge(maxHeadBytes);
+            if (head.StatusCode >= 200)
+            {
+                Accept(head);
+                return true;
+            }
+            // 100 Continue, 103 Early Hints: interim heads without a body; the real one follows. 101 we never asked for.
+            if (head.StatusCode == 101) throw Failure(null, UpstreamFailure.InvalidResponse, "Invalid upstream response: 101 Switching Protocols.", default);
+            _start += head.Length;
+        }
+        MakeRoomForHead();
+        return false;
+    }
+
+    /// <summary>Receives more head bytes after a false <see cref="TryTakeHead"/>; its failure goes through <see cref="HeadReceiveFailed"/>.</summary>
+    public ValueTask<int> ReceiveHeadAsync() => _socket.ReceiveAsync(_buffer.AsMemory(_end));
+
+    /// <summary>What a failed head receive (SocketException, ObjectDisposedException) is reported as.</summary>
+    public Exception HeadReceiveFailed(Exception e) =>
+        Failure(e, Reused && !_headReceived ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
+            "The upstream connection was reset before the response headers.", default);
+
+    /// <summary>Takes in <paramref name="n"/> received head bytes; 0 (the upstream closed) throws.</summary>
+    public void HeadBytesReceived(int n)
+    {
+        if (n == 0)
+        {
+            throw Failure(null, Reused && !_headReceived ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
+                "The upstream closed the connection before the response headers.", default);
+        }
+        _headReceived = true;
+        _end += n;
+    }
+
+    private bool _headReceived; // a head receive of this exchange got bytes: a close after that is not a stale reused connection
 
     private Exception HeadTooLarge(int max) =>
         Failure(null, UpstreamFailure.HeadersTooLarge, $"The upstream response head exceeds {max} bytes.", default);
