@@ -261,6 +261,10 @@ done
 
 median() { sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 col() { awk -v c="$1" 'NF { print $c }' <<<"$2" | median; }
+# The median of the round-by-round ratios of column $1 (target over nginx, in the same round): rounds are interleaved, so each
+# pair ran under the same load from the machine's other tenants; a ratio of medians can pair a fast round with a slow one.
+paired() { paste -d' ' <(awk -v c="$1" 'NF { print $c }' <<<"$2") <(awk -v c="$1" 'NF { print $c }' <<<"$3") |
+  awk '$2 > 0 { print $1 / $2 }' | median | awk '{ printf "%.2f×", $1 }'; }
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status")
 NGINX_RSS_KB=0; for p in $NGINX_WORKERS; do NGINX_RSS_KB=$((NGINX_RSS_KB + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done
 RSS_MORE=""
@@ -268,8 +272,8 @@ RSS_MORE=""
 [[ -n $GW4_PID ]] && RSS_MORE+="; gateway-baseline: $(( $(awk '/VmRSS/ {print $2}' "/proc/$GW4_PID/status") / 1024 )) MB"
 
 {
-  echo "| path | kind | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s vs nginx | CPU vs nginx | upstream CPU µs/req |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| path | kind | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx | req/s vs nginx | CPU vs nginx | paired req/s vs nginx | paired CPU vs nginx | upstream CPU µs/req |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for kind in json sse; do
     n_rps=$(col 1 "${RESULTS[$kind,nginx]}"); n_cpu=$(col 4 "${RESULTS[$kind,nginx]}")
     for target in $TARGETS; do
@@ -277,10 +281,11 @@ RSS_MORE=""
       rps=$(col 1 "$d"); p50=$(col 2 "$d"); p99=$(col 3 "$d"); cpu=$(col 4 "$d"); bad=$(col 5 "$d"); upcpu=$(col 6 "$d")
       ratio=$(awk -v a="$rps" -v b="$n_rps" 'BEGIN { printf "%.2f×", a/b }')
       cratio=$( [[ $target == direct ]] && echo "—" || awk -v a="$cpu" -v b="$n_cpu" 'BEGIN { if (b > 0) printf "%.2f×", a/b; else print "—" }')
+      pratio=$(paired 1 "$d" "${RESULTS[$kind,nginx]}"); pcratio=$( [[ $target == direct ]] && echo "—" || paired 4 "$d" "${RESULTS[$kind,nginx]}")
       [[ $target == direct ]] && cpu="—"
-      echo "| $target | $kind | $rps | $p50 | $p99 | $cpu | $bad | $ratio | $cratio | $upcpu |"
+      echo "| $target | $kind | $rps | $p50 | $p99 | $cpu | $bad | $ratio | $cratio | $pratio | $pcratio | $upcpu |"
     done
   done
   echo
-  echo "Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores, nginx worker_processes $WORKERS and gateway io_threads $WORKERS, request logs on both, upstream: $( [[ $UPSTREAM == static ]] && echo "static (a second nginx serving bodies captured from the simulator)" || echo "the simulator (16 tokens, no delays)" ). Gateway RSS after the run: $((RSS_KB / 1024)) MB$RSS_MORE; nginx workers: $((NGINX_RSS_KB / 1024)) MB."
+  echo "Paired columns: the median of each round's ratio to nginx in the same round. Medians of $ROUNDS interleaved rounds, wrk -t2 -c$CONNECTIONS -d${DURATION}s, $(nproc) cores, nginx worker_processes $WORKERS and gateway io_threads $WORKERS, request logs on both, upstream: $( [[ $UPSTREAM == static ]] && echo "static (a second nginx serving bodies captured from the simulator)" || echo "the simulator (16 tokens, no delays)" ). Gateway RSS after the run: $((RSS_KB / 1024)) MB$RSS_MORE; nginx workers: $((NGINX_RSS_KB / 1024)) MB."
 } | tee ${OUT:+"$OUT"}
