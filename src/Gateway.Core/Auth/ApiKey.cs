@@ -1,4 +1,3 @@
-using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -47,7 +46,7 @@ public static class ApiKey
         int last = key[^1];
         int slot = last <= '9' ? last & 0xF : (last & 0xF) + 9; // the last hex digit, 0–15
         Span<byte> masked = stackalloc byte[Length];
-        Xor(key, Pad, masked);
+        for (int i = 0; i < Length; i++) masked[i] = (byte)(key[i] ^ Pad[i]);
         var known = cache.Keys.AsSpan(slot * Length, Length);
         if (cache.Filled[slot] && CryptographicOperations.FixedTimeEquals(known, masked)) return cache.Hashes[slot];
         var hash = Hash(key);
@@ -58,15 +57,6 @@ public static class ApiKey
     }
 
     private static readonly byte[] Pad = RandomNumberGenerator.GetBytes(Length);
-
-    /// <summary>16 bytes at a time: a byte loop over the key was ~1.4% of a request's user time (perf).</summary>
-    private static void Xor(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b, Span<byte> into)
-    {
-        int i = 0;
-        for (; i <= a.Length - Vector128<byte>.Count; i += Vector128<byte>.Count)
-            (Vector128.Create(a[i..]) ^ Vector128.Create(b[i..])).CopyTo(into[i..]);
-        for (; i < a.Length; i++) into[i] = (byte)(a[i] ^ b[i]);
-    }
 
     private sealed class HashCache
     {

@@ -7,7 +7,7 @@ namespace Gateway.Net;
 /// The pipes' memory: 4 KB blocks kept for reuse, so renting a pipe segment allocates nothing (MemoryPool&lt;byte&gt;.Shared
 /// allocates an owner object per rent). Keeps at most <see cref="MaxRetained"/> free blocks; beyond that they go to the GC.
 /// An event-loop thread keeps a few free blocks of its own in front of the shared queue: a connection's blocks are rented and
-/// returned on its loop's thread, and the queue's interlocked operations were ~3% of a request's user time (perf).
+/// returned on its loop's thread (perf, 2 loops, JSON: renting and returning went from 4.0% of a request's user time to 0.6%).
 /// </summary>
 internal sealed class BlockPool : MemoryPool<byte>
 {

@@ -188,22 +188,20 @@ internal sealed partial class Http1Connection
 
     /// <summary>What a failed head receive (SocketException, ObjectDisposedException) is reported as.</summary>
     public Exception HeadReceiveFailed(Exception e) =>
-        Failure(e, Reused && !_headReceived ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
-            "The upstream connection was reset before the response headers.", default);
+        Failure(e, HeadLost, "The upstream connection was reset before the response headers.", default);
 
     /// <summary>Takes in <paramref name="n"/> received head bytes; 0 (the upstream closed) throws.</summary>
     public void HeadBytesReceived(int n)
     {
-        if (n == 0)
-        {
-            throw Failure(null, Reused && !_headReceived ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders,
-                "The upstream closed the connection before the response headers.", default);
-        }
+        if (n == 0) throw Failure(null, HeadLost, "The upstream closed the connection before the response headers.", default);
         _headReceived = true;
         _end += n;
     }
 
     private bool _headReceived; // a head receive of this exchange got bytes: a close after that is not a stale reused connection
+
+    /// <summary>A reused connection that ends before any byte was the server's idle close (retried); anything else is a failure.</summary>
+    private UpstreamFailure HeadLost => Reused && !_headReceived ? UpstreamFailure.ReusedConnectionClosed : UpstreamFailure.ClosedBeforeHeaders;
 
     private Exception HeadTooLarge(int max) =>
         Failure(null, UpstreamFailure.HeadersTooLarge, $"The upstream response head exceeds {max} bytes.", default);
