@@ -49,7 +49,7 @@ public sealed partial class ProxyHandler(
             // (retrying before the first byte), relay. (Two methods so that this one's state, boxed for every request that waits
             // for its upstream, stays small: the first steps' locals would make it ~740 bytes.)
             if (await PrepareAsync(exchange, endpoint, request))
-                await ForwardAsync(exchange, request, record.Model!, endpoint, record.RequestId!, home);
+                await ForwardAsync(exchange, request, endpoint, home);
         }
         catch (Exception) when (!exchange.Response.HasStarted)
         {
@@ -198,10 +198,11 @@ public sealed partial class ProxyHandler(
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ForwardAsync(
-        Exchange exchange, ProxyRequest request, ModelEntry model, ProxyEndpoint endpoint, string requestId, EventLoop? home)
+    private async ValueTask ForwardAsync(Exchange exchange, ProxyRequest request, ProxyEndpoint endpoint, EventLoop? home)
     {
         var record = request.Record;
+        ModelEntry model = record.Model!; // what PrepareAsync resolved and recorded
+        string requestId = record.RequestId!;
         var modelMetrics = metrics.For(model);
         var clientAborted = exchange.RequestAborted;
         Backend? failed = null;
