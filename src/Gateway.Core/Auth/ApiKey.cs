@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Runtime.Intrinsics;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -12,11 +14,10 @@ public static class ApiKey
 
     public static bool IsWellFormed(ReadOnlySpan<byte> key)
     {
-        if (key.Length != Length || !key.StartsWith(Prefix)) return false;
-        foreach (var b in key[3..])
-            if (!char.IsAsciiHexDigitLower((char)b) && !char.IsAsciiDigit((char)b)) return false;
-        return true;
+        return key.Length == Length && key.StartsWith(Prefix) && !key[Prefix.Length..].ContainsAnyExcept(LowerHex);
     }
+
+    private static readonly SearchValues<byte> LowerHex = SearchValues.Create("0123456789abcdef"u8);
 
     public static bool IsWellFormed(string key) =>
         key.Length == Length && key.StartsWith("ml-", StringComparison.Ordinal) && IsWellFormed(Encoding.ASCII.GetBytes(key));
@@ -45,15 +46,30 @@ public static class ApiKey
         var cache = t_hashCache ??= new HashCache();
         int last = key[^1];
         int slot = last <= '9' ? last & 0xF : (last & 0xF) + 9; // the last hex digit, 0–15
-        Span<byte> masked = stackalloc byte[Length];
-        for (int i = 0; i < Length; i++) masked[i] = (byte)(key[i] ^ Pad[i]);
         var known = cache.Keys.AsSpan(slot * Length, Length);
-        if (cache.Filled[slot] && CryptographicOperations.FixedTimeEquals(known, masked)) return cache.Hashes[slot];
+        if (cache.Filled[slot] && MatchesMasked(key, known)) return cache.Hashes[slot];
         var hash = Hash(key);
-        masked.CopyTo(known);
+        for (int i = 0; i < Length; i++) known[i] = (byte)(key[i] ^ Pad[i]);
         cache.Hashes[slot] = hash;
         cache.Filled[slot] = true;
         return hash;
+    }
+
+    /// <summary>
+    /// Whether <paramref name="key"/> XOR the pad equals <paramref name="masked"/>, in constant time: every byte is looked at and
+    /// the differences are ORed together before the one branch, as FixedTimeEquals does. One pass, 16 bytes at a time: masking the
+    /// key first and then calling FixedTimeEquals took two byte loops (~1.4 % of a proxied request's user time).
+    /// </summary>
+    private static bool MatchesMasked(ReadOnlySpan<byte> key, ReadOnlySpan<byte> masked)
+    {
+        var pad = Pad.AsSpan();
+        var differ = Vector128<byte>.Zero;
+        int i = 0;
+        for (; i + Vector128<byte>.Count <= Length; i += Vector128<byte>.Count)
+            differ |= Vector128.Create(key[i..]) ^ Vector128.Create(pad[i..]) ^ Vector128.Create(masked[i..]);
+        int tail = 0;
+        for (; i < Length; i++) tail |= key[i] ^ pad[i] ^ masked[i];
+        return (differ == Vector128<byte>.Zero) & (tail == 0);
     }
 
     private static readonly byte[] Pad = RandomNumberGenerator.GetBytes(Length);

@@ -32,4 +32,33 @@ public sealed class ApiKeyHashCacheTests
         var shortKey = "ml-abc"u8.ToArray();
         Assert.Equal(ApiKey.Hash(shortKey), ApiKey.HashCached(shortKey));
     }
+
+    [Fact]
+    public void A_remembered_key_is_not_matched_by_a_key_that_differs_in_any_one_byte()
+    {
+        // Every position of the one-pass masked comparison: its 16-byte blocks and the 3-byte tail (the last byte picks the slot).
+        var key = Encoding.ASCII.GetBytes("ml-" + new string('7', 63) + "c");
+        Assert.Equal(ApiKey.Hash(key), ApiKey.HashCached(key));
+        for (int at = 0; at < key.Length - 1; at++)
+        {
+            var other = (byte[])key.Clone();
+            other[at] = (byte)'e';
+            Assert.Equal(ApiKey.Hash(other), ApiKey.HashCached(other));
+            Assert.Equal(ApiKey.Hash(key), ApiKey.HashCached(key));
+        }
+    }
+
+    [Theory]
+    [InlineData("ml-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", true)]
+    [InlineData("ml-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg", false)] // not hex, last byte
+    [InlineData("ml-g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", false)] // not hex, first byte
+    [InlineData("ml-0123456789abcdef0123456789abcdeF0123456789abcdef0123456789abcdef", false)] // upper case
+    [InlineData("ml-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde", false)]  // short
+    [InlineData("ml_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", false)]
+    [InlineData("ML-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", false)]
+    public void Well_formed_keys_are_ml_and_64_lowercase_hex(string key, bool wellFormed)
+    {
+        Assert.Equal(wellFormed, ApiKey.IsWellFormed(key));
+        Assert.Equal(wellFormed, ApiKey.IsWellFormed(Encoding.ASCII.GetBytes(key)));
+    }
 }
