@@ -31,7 +31,7 @@ public sealed class GatewayApplication(SnapshotHolder snapshots, ProxyHandler pr
         var exchange = new Exchange(features);
         // The proxy routes go straight to the handler, which answers its own failures and logs its own line: no async layer of
         // ours in between (each one is a state machine allocated and resumed per request).
-        if (ProxyEndpointOf(exchange.Path) is { } endpoint && HttpMethods.IsPost(exchange.Method)) return proxy.HandleAsync(exchange, endpoint);
+        if (ProxyEndpointOf(exchange.Path) is { } endpoint && HttpMethods.IsPost(exchange.Method)) return proxy.HandleAsync(exchange, endpoint).AsTask(); // a pooled box; only the Task Kestrel awaits is new
         return ProcessOtherAsync(exchange);
     }
 

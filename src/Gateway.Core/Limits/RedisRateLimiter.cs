@@ -1,3 +1,4 @@
+using Gateway.Net;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
@@ -74,7 +75,7 @@ public sealed class RedisRateLimiter : IRateLimiter, IAsyncDisposable
     public ValueTask<RateDecision> PeekAsync(RateRequest request, CancellationToken cancellationToken = default) =>
         CheckAsync(request, peek: true, cancellationToken);
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder<>))]
     private async ValueTask<RateDecision> CheckAsync(RateRequest request, bool peek, CancellationToken cancellationToken)
     {
         bool modelScope = request.Model is not null && !request.ModelLimits.IsUnlimited;

@@ -1,3 +1,4 @@
+using Gateway.Net;
 using System.Runtime.CompilerServices;
 using Gateway.Limits.Resp;
 using StackExchange.Redis;
@@ -32,7 +33,7 @@ internal sealed class StackExchangeScriptRunner(IConnectionMultiplexer redis, Ti
         return WaitAsync(call, check ? timeout : Timeout.InfiniteTimeSpan);
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder<>))]
     private static async ValueTask<RespReply> WaitAsync(Task<RedisResult> call, TimeSpan timeout)
     {
         try { return Convert(await call.WaitAsync(timeout).ConfigureAwait(false)); }

@@ -119,7 +119,7 @@ internal sealed class LoopSocket
         return cancellationToken.CanBeCanceled ? WaitCancellableAsync(pending, waiter, cancellationToken) : pending;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder))]
     private static async ValueTask WaitCancellableAsync(ValueTask pending, Waiter waiter, CancellationToken cancellationToken)
     {
         using (cancellationToken.UnsafeRegister(static (state, token) => ((Waiter)state!).Cancel(token), waiter))
@@ -179,7 +179,7 @@ internal sealed class LoopSocket
         return ReceiveSlowAsync(buffer, cancellationToken);
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder<>))]
     private async ValueTask<int> ReceiveSlowAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (true)
@@ -218,7 +218,7 @@ internal sealed class LoopSocket
         return default;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder))]
     private async ValueTask SendSlowAsync(ReadOnlyMemory<byte> data)
     {
         while (!data.IsEmpty)
@@ -245,7 +245,7 @@ internal sealed class LoopSocket
         return default;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder))]
     private async ValueTask SendSlowAsync(ReadOnlySequence<byte> rest, TimeSpan stallLimit)
     {
         // Only a send that found the kernel's buffer full gets here, so the timer costs nothing on the way of a reading client.

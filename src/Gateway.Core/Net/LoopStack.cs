@@ -3,7 +3,8 @@ namespace Gateway.Net;
 /// <summary>
 /// A few free objects an event-loop thread keeps for itself in front of a shared, thread-safe pool. What a connection rents on its
 /// loop it mostly returns there, so most rents and returns touch no interlocked state. Not thread-safe: each loop thread holds its
-/// own in a [ThreadStatic] field of the pool, set on a loop's thread only (null on other threads).
+/// own in a [ThreadStatic] field of the pool, set on a loop's thread only (null on other threads). <see cref="PooledTaskBuilder"/>'s
+/// boxes use it alone, on every thread, with no shared pool behind it.
 /// </summary>
 internal sealed class LoopStack<T>(int capacity) where T : class
 {

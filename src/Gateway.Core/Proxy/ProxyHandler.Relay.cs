@@ -1,3 +1,4 @@
+using Gateway.Net;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
@@ -14,7 +15,7 @@ namespace Gateway.Proxy;
 // Step 10 of the request path: relaying a response (JSON or SSE) that came back from the backend.
 public sealed partial class ProxyHandler
 {
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder))]
     private async ValueTask RelayJsonAsync(
         Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts)
     {
@@ -45,7 +46,7 @@ public sealed partial class ProxyHandler
     /// Reads a JSON body that was not in hand with the head and rewrites it into the request's output: whether it was one JSON
     /// object (see <see cref="RewriteJson"/>), or null once answered with an error.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder<>))]
     private async ValueTask<bool?> ReadJsonAsync(
         Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource cts, long? declared)
     {
@@ -119,7 +120,7 @@ public sealed partial class ProxyHandler
         return true;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder))]
     private async ValueTask RelayStreamAsync(
         Exchange exchange, ProxyRequest request, Target target, UpstreamResponse response, CancellationTokenSource upstreamCts,
         TimeSpan firstByteLeft)

@@ -33,7 +33,8 @@ public sealed partial class ProxyHandler(
 {
     private readonly long _maxBody = options.Server.MaxBodyBytes;
 
-    public async Task HandleAsync(Exchange exchange, ProxyEndpoint endpoint)
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder))]
+    public async ValueTask HandleAsync(Exchange exchange, ProxyEndpoint endpoint)
     {
         var request = ProxyRequest.Rent();
         var record = request.Record;
@@ -83,7 +84,7 @@ public sealed partial class ProxyHandler(
     /// Steps 2–7: request id, auth, body, scan and alias, rate limits, splice. False when the request was answered here (a refusal).
     /// Completes at once unless a key lookup, the body or a Redis limiter makes it wait, and allocates nothing then.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder<>))]
     private async ValueTask<bool> PrepareAsync(Exchange exchange, ProxyEndpoint endpoint, ProxyRequest request)
     {
         var record = request.Record;
@@ -197,7 +198,7 @@ public sealed partial class ProxyHandler(
         return key.Allows(model.Alias) ? null : OpenAiError.ModelNotAllowed(model.Alias);
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder))]
     private async ValueTask ForwardAsync(Exchange exchange, ProxyRequest request, ProxyEndpoint endpoint, EventLoop? home)
     {
         var record = request.Record;

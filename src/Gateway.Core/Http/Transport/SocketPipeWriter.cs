@@ -92,7 +92,7 @@ internal sealed class SocketPipeWriter : PipeWriter
         return new ValueTask<FlushResult>(new FlushResult(isCanceled: true, isCompleted: false));
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder<>))]
     private async ValueTask<FlushResult> FlushSlowAsync(ValueTask sending, long end)
     {
         var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

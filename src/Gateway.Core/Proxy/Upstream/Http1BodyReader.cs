@@ -1,3 +1,4 @@
+using Gateway.Net;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
@@ -60,7 +61,7 @@ internal sealed class Http1BodyReader(Http1Connection connection) : PipeReader
     public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default) =>
         TryRead(out var result) ? new ValueTask<ReadResult>(result) : ReadCoreAsync(cancellationToken);
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder<>))]
     private async ValueTask<ReadResult> ReadCoreAsync(CancellationToken cancellationToken)
     {
         if (_start == _end && connection.BufferedBodyLength == 0)

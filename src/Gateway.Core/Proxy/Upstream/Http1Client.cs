@@ -68,7 +68,7 @@ public sealed class Http1Client : IDisposable
     /// on a connection of <paramref name="home"/> (the client connection's loop): the answer resumes on that loop's thread even
     /// when the caller went off the loops before (a rate-limit check in Redis, a key looked up in PostgreSQL). Null: any loop's.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder<>))]
     internal async ValueTask<Http1Response> SendAsync(Http1Route route, ReadOnlyMemory<byte> body, string? requestId,
         IReadOnlyList<KeyValuePair<string, string>>? headers, EventLoop? home, CancellationToken cancellationToken)
     {

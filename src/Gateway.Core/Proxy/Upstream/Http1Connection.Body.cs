@@ -1,3 +1,4 @@
+using Gateway.Net;
 using System.Buffers;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
@@ -22,7 +23,7 @@ internal sealed partial class Http1Connection
     public ValueTask<int> ReadBodyAsync(Memory<byte> destination, CancellationToken cancellationToken) =>
         destination.IsEmpty ? WaitForBodyDataAsync(cancellationToken) : ReadIntoAsync(destination, cancellationToken); // one async frame either way
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder<>))]
     private async ValueTask<int> ReadIntoAsync(Memory<byte> destination, CancellationToken cancellationToken)
     {
         if (_bodyDone) return 0;
@@ -107,7 +108,7 @@ internal sealed partial class Http1Connection
     /// Waits until body bytes (or the end of the connection) can be read, holding no buffer. Returns (0) at once when bytes are
     /// buffered or the body has ended.
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder<>))]
     public async ValueTask<int> WaitForBodyDataAsync(CancellationToken cancellationToken)
     {
         if (_bodyDone || _start < _end) return 0;

@@ -103,7 +103,7 @@ internal sealed partial class Http1Connection
             _abortOnCancel = cancellationToken.UnsafeRegister(static s => ((Http1Connection)s!).Close(), this);
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PooledTaskBuilder))]
     public async ValueTask SendRequestAsync(Http1Route route, ReadOnlyMemory<byte> body, string? requestId,
         IReadOnlyList<KeyValuePair<string, string>>? headers, int headLength)
     {
