@@ -93,6 +93,44 @@ public sealed class LoopSocketTests : IDisposable
     }
 
     [Fact]
+    public async Task Close_while_sends_run_on_other_threads_closes_the_descriptor_once_after_the_last_of_them()
+    {
+        // Senders keep leasing the descriptor while another thread closes it: every send either goes out or finds the socket
+        // closed (ObjectDisposedException), and the descriptor is closed (the Socket disposed) once no send holds it.
+        var data = new byte[16];
+        using var drain = new CancellationTokenSource();
+        var reader = Task.Run(async () =>
+        {
+            var sink = new byte[64 * 1024];
+            try { while (await _peer.ReceiveAsync(sink, drain.Token) > 0) { } } catch (Exception) { }
+        });
+        int sent = 0, refused = 0;
+        var senders = Enumerable.Range(0, 2).Select(_ => new Thread(() =>
+        {
+            while (true)
+            {
+                try
+                {
+                    if (_socket.TrySend(data) > 0) Interlocked.Increment(ref sent);
+                }
+                catch (ObjectDisposedException) { Interlocked.Increment(ref refused); return; }
+                catch (SocketException) { } // a send racing the close may see the descriptor shut
+            }
+        })).ToArray();
+        foreach (var sender in senders) sender.Start();
+        var deadline = DateTime.UtcNow + Patience;
+        while (Volatile.Read(ref sent) < 200 && DateTime.UtcNow < deadline) Thread.Sleep(1);
+        _socket.Close();
+        foreach (var sender in senders) Assert.True(sender.Join(Patience));
+        drain.Cancel();
+        await reader;
+        Assert.Equal(2, refused);
+        Assert.True(_socket.IsClosed);
+        Assert.Throws<ObjectDisposedException>(() => _socket.Socket.Available); // disposed: the descriptor is gone
+        Assert.Throws<ObjectDisposedException>(() => _socket.TrySend(data));
+    }
+
+    [Fact]
     public async Task Shutdown_ends_a_waiting_read_with_the_end_of_the_stream()
     {
         var read = _socket.ReceiveAsync(new byte[64]).AsTask();
