@@ -34,6 +34,12 @@ internal sealed class BlockPool : MemoryPool<byte>
     public override IMemoryOwner<byte> Rent(int minBufferSize = -1)
     {
         if (minBufferSize > BlockSize) throw new ArgumentOutOfRangeException(nameof(minBufferSize), "Blocks are 4 KB.");
+        return RentBlock();
+    }
+
+    /// <summary>A block as its own type: the transport's calls on it are direct, not through IMemoryOwner's interface dispatch.</summary>
+    public Block RentBlock()
+    {
         if (t_loopCache is { } cache && cache.TryPop(out var cached))
         {
             cached.Rented = true;
@@ -58,7 +64,7 @@ internal sealed class BlockPool : MemoryPool<byte>
 
     protected override void Dispose(bool disposing) { }
 
-    private sealed class Block(BlockPool pool) : IMemoryOwner<byte>
+    internal sealed class Block(BlockPool pool) : IMemoryOwner<byte>
     {
         private readonly byte[] _array = GC.AllocateUninitializedArray<byte>(BlockSize, pinned: true);
         public bool Rented;

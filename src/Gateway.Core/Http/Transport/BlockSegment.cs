@@ -11,7 +11,7 @@ namespace Gateway.Http.Transport;
 /// </summary>
 internal sealed class BlockSegment : ReadOnlySequenceSegment<byte>
 {
-    private IMemoryOwner<byte>? _block;
+    private BlockPool.Block? _block;
     private byte[]? _array;
     private Memory<byte> _whole;
 
@@ -32,7 +32,7 @@ internal sealed class BlockSegment : ReadOnlySequenceSegment<byte>
         spare = null;
         if (sizeHint <= BlockPool.BlockSize)
         {
-            segment._block = BlockPool.Shared.Rent();
+            segment._block = BlockPool.Shared.RentBlock();
             segment._whole = segment._block.Memory;
         }
         else
