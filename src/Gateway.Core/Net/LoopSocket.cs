@@ -23,9 +23,9 @@ internal sealed class LoopSocket
 
     /// <summary>
     /// What the loop writes on every edge and syscall, alone on its cache lines. Client connections are accepted on one thread and
-    /// handed to the loops in turn, so one connection's objects lie next to another loop's in memory: a counter that shared a line
-    /// with them went back and forth between the cores (SafeHandle's count, which every syscall took and gave back, cost 1.6–3.1 %
-    /// of a proxied request's user time).
+    /// handed to the loops in turn, so one connection's objects lie next to another loop's in memory, and a counter sharing a line
+    /// with them could go back and forth between the cores. (SafeHandle's count, which every syscall took and gave back, cost
+    /// 1.6–3.1 % of a proxied request's user time in profiles of the same code: where it landed mattered.)
     /// </summary>
     [StructLayout(LayoutKind.Explicit, Size = 152)]
     private struct Hot
