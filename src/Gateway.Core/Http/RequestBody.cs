@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using Gateway.Json;
 
 namespace Gateway.Http;
@@ -24,24 +25,46 @@ public static class RequestBody
     }
 
     /// <summary>Reads the whole body into <paramref name="body"/>; a 413 as soon as it exceeds <paramref name="maxBytes"/> (declared or counted).</summary>
-    public static async ValueTask<OpenAiError?> ReadAsync(Exchange exchange, PooledBuffer body, long maxBytes)
+    /// <remarks>
+    /// A small body usually came in the same packet as the headers: it is taken with TryRead, with no async read (Kestrel's
+    /// ReadAsync is an async method of its own, and the wait registered the request's abort token on every call).
+    /// </remarks>
+    public static ValueTask<OpenAiError?> ReadAsync(Exchange exchange, PooledBuffer body, long maxBytes)
     {
         var declared = exchange.RequestHeaders.ContentLength;
-        if (declared > maxBytes) return OpenAiError.TooLarge(maxBytes);
+        if (declared > maxBytes) return new(OpenAiError.TooLarge(maxBytes));
         if (declared > 0) body.Ensure((int)declared.Value);
         var reader = exchange.RequestBody;
+        while (reader.TryRead(out var read))
+        {
+            if (Take(reader, read, body, maxBytes, out var error)) return new(error);
+            if (read.Buffer.IsEmpty) break; // a cancelled read that brought nothing: wait for bytes instead of asking again
+        }
+        return ReadSlowAsync(exchange, reader, body, maxBytes);
+    }
+
+    private static async ValueTask<OpenAiError?> ReadSlowAsync(Exchange exchange, PipeReader reader, PooledBuffer body, long maxBytes)
+    {
         while (true)
         {
             var read = await reader.ReadAsync(exchange.RequestAborted).ConfigureAwait(false);
-            var buffer = read.Buffer;
-            if (body.Length + buffer.Length > maxBytes)
-            {
-                reader.AdvanceTo(buffer.End);
-                return OpenAiError.TooLarge(maxBytes);
-            }
-            foreach (var segment in buffer) body.Write(segment.Span);
-            reader.AdvanceTo(buffer.End);
-            if (read.IsCompleted) return null;
+            if (Take(reader, read, body, maxBytes, out var error)) return error;
         }
+    }
+
+    /// <summary>Copies what <paramref name="read"/> brought and consumes it; true when the body is done (whole, or too large).</summary>
+    private static bool Take(PipeReader reader, in ReadResult read, PooledBuffer body, long maxBytes, out OpenAiError? error)
+    {
+        var buffer = read.Buffer;
+        if (body.Length + buffer.Length > maxBytes)
+        {
+            reader.AdvanceTo(buffer.End);
+            error = OpenAiError.TooLarge(maxBytes);
+            return true;
+        }
+        foreach (var segment in buffer) body.Write(segment.Span);
+        reader.AdvanceTo(buffer.End);
+        error = null;
+        return read.IsCompleted;
     }
 }

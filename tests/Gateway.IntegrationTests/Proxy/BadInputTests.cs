@@ -83,6 +83,38 @@ public sealed class BadInputTests(GatewayFixture fx)
     }
 
     [Fact]
+    public async Task A_chunked_body_that_goes_over_the_limit_in_its_second_part_is_413()
+    {
+        // The first chunk is taken with the headers, the second waited for: the limit is counted across both reads. (A body that
+        // arrives in pieces and fits: TransportTests.)
+        var before = fx.Simulator.RequestCount;
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", fx.Gateway.Port);
+        var stream = tcp.GetStream();
+        var chunk = new string('x', 40 * 1024); // two of them are over the 64 KiB test limit
+        var head = $"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {GatewayFixture.Key}\r\n" +
+                   "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"{head}{chunk.Length:x}\r\n{chunk}\r\n"));
+        await Task.Delay(150);
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"{chunk.Length:x}\r\n{chunk}\r\n0\r\n\r\n"));
+
+        var received = new List<byte>();
+        var buffer = new byte[8192];
+        string text;
+        while (true)
+        {
+            int n = await stream.ReadAsync(buffer).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.True(n > 0, "the gateway closed before answering");
+            received.AddRange(buffer.AsSpan(0, n).ToArray());
+            text = Encoding.UTF8.GetString(received.ToArray());
+            if (text.Contains("\r\n\r\n") && text.TrimEnd().EndsWith('}')) break;
+        }
+        Assert.StartsWith("HTTP/1.1 413", text);
+        Assert.Contains("request_too_large", text);
+        Assert.Equal(before, fx.Simulator.RequestCount);
+    }
+
+    [Fact]
     public async Task A_malformed_chunked_body_is_a_400_not_a_crash()
     {
         var before = fx.Simulator.RequestCount;
