@@ -82,19 +82,27 @@ public sealed class BadInputTests(GatewayFixture fx)
         Assert.Equal(before, fx.Simulator.RequestCount);
     }
 
+    private async Task<System.Net.Sockets.TcpClient> ConnectRawAsync()
+    {
+        var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", fx.Gateway.Port);
+        return tcp;
+    }
+
+    /// <summary>A chat request's head with a chunked body, for the tests that write its chunks themselves over a raw socket.</summary>
+    private static string ChunkedChatHead => $"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {GatewayFixture.Key}\r\n" +
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+
     [Fact]
     public async Task A_chunked_body_that_goes_over_the_limit_in_its_second_part_is_413()
     {
         // The first chunk is taken with the headers, the second waited for: the limit is counted across both reads. (A body that
         // arrives in pieces and fits: TransportTests.)
         var before = fx.Simulator.RequestCount;
-        using var tcp = new System.Net.Sockets.TcpClient();
-        await tcp.ConnectAsync("127.0.0.1", fx.Gateway.Port);
+        using var tcp = await ConnectRawAsync();
         var stream = tcp.GetStream();
         var chunk = new string('x', 40 * 1024); // two of them are over the 64 KiB test limit
-        var head = $"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {GatewayFixture.Key}\r\n" +
-                   "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-        await stream.WriteAsync(Encoding.ASCII.GetBytes($"{head}{chunk.Length:x}\r\n{chunk}\r\n"));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"{ChunkedChatHead}{chunk.Length:x}\r\n{chunk}\r\n"));
         await Task.Delay(150);
         await stream.WriteAsync(Encoding.ASCII.GetBytes($"{chunk.Length:x}\r\n{chunk}\r\n0\r\n\r\n"));
 
@@ -118,12 +126,9 @@ public sealed class BadInputTests(GatewayFixture fx)
     public async Task A_malformed_chunked_body_is_a_400_not_a_crash()
     {
         var before = fx.Simulator.RequestCount;
-        using var tcp = new System.Net.Sockets.TcpClient();
-        await tcp.ConnectAsync("127.0.0.1", fx.Gateway.Port);
+        using var tcp = await ConnectRawAsync();
         var stream = tcp.GetStream();
-        var head = $"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {GatewayFixture.Key}\r\n" +
-                   "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n{}\r\n0\r\n\r\n";
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(ChunkedChatHead + "ZZZ\r\n{}\r\n0\r\n\r\n"));
         var buffer = new byte[4096];
         int n = await stream.ReadAsync(buffer);
         var response = Encoding.ASCII.GetString(buffer, 0, n);
