@@ -37,8 +37,9 @@ public static class RequestBody
         var reader = exchange.RequestBody;
         while (reader.TryRead(out var read))
         {
+            bool brought = !read.Buffer.IsEmpty; // asked before Take hands the buffer back
             if (Take(reader, read, body, maxBytes, out var error)) return new(error);
-            if (read.Buffer.IsEmpty) break; // a cancelled read that brought nothing: wait for bytes instead of asking again
+            if (!brought) break; // a cancelled read that brought nothing: wait for bytes instead of asking again
         }
         return ReadSlowAsync(exchange, reader, body, maxBytes);
     }
