@@ -22,6 +22,9 @@ internal sealed unsafe class EventLoop
     private int _freeCount, _used;
     private uint _generation;
 
+    /// <summary>Sends this loop's thread queued while handling the current batch of events; made before the next wait.</summary>
+    internal BatchSends Sends { get; } = new();
+
     public EventLoop(int index)
     {
         Index = index;
@@ -119,6 +122,7 @@ internal sealed unsafe class EventLoop
                 if (slot >= sockets.Length || Volatile.Read(ref sockets[slot]) is not { } socket || socket.Token != token) continue;
                 socket.OnEvents(*(uint*)e);
             }
+            if (Sends.Count > 0) Sends.Flush();
         }
     }
 }

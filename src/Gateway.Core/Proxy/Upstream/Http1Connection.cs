@@ -108,7 +108,7 @@ internal sealed partial class Http1Connection
         IReadOnlyList<KeyValuePair<string, string>>? headers, int headLength)
     {
         bool copyBody = body.Length <= CopyBodyLimit;
-        var buffer = ArrayPool<byte>.Shared.Rent(copyBody ? headLength + body.Length : headLength);
+        byte[]? buffer = ArrayPool<byte>.Shared.Rent(copyBody ? headLength + body.Length : headLength);
         try
         {
             int length = RequestWriter.Write(buffer, route, body.Length, requestId, headers);
@@ -117,7 +117,14 @@ internal sealed partial class Http1Connection
                 body.Span.CopyTo(buffer.AsSpan(length));
                 length += body.Length;
             }
-            // A request almost always fits the socket buffer: SendAsync sends at once and waits only for what the kernel cannot take.
+            // On an event loop a whole request goes out with the batch's others, once the loop has handled the batch (BatchSends
+            // owns the buffer from here). Elsewhere, or with a body too large to copy, it goes now: it almost always fits the socket
+            // buffer, so SendAsync sends at once and waits only for what the kernel cannot take.
+            if (copyBody && BatchSends.TryQueue(_socket, buffer, length))
+            {
+                buffer = null;
+                return;
+            }
             await _socket.SendAsync(buffer.AsMemory(0, length)).ConfigureAwait(false);
             if (!copyBody) await _socket.SendAsync(body).ConfigureAwait(false);
         }
@@ -129,7 +136,7 @@ internal sealed partial class Http1Connection
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -53,7 +53,7 @@ public sealed class Http1PoolLoopTests : IDisposable
     public async Task A_connection_goes_back_to_the_loop_that_watches_it_whichever_thread_returns_it()
     {
         var onA = await _pool.ConnectAsync(LoopA, CancellationToken.None);
-        await OnLoopAsync(LoopB, () => { _pool.Return(onA); return Task.FromResult(0); }); // returned by loop B's thread
+        await LoopThread.RunAsync(LoopB, () => { _pool.Return(onA); return Task.FromResult(0); }); // returned by loop B's thread
         Assert.Null(_pool.TryRentIdle(LoopB));
         Assert.Same(onA, _pool.TryRentIdle(LoopA));
         onA.Discard();
@@ -70,7 +70,7 @@ public sealed class Http1PoolLoopTests : IDisposable
         var route = client.CreateRoute(new Uri($"http://127.0.0.1:{((IPEndPoint)server.LocalEndPoint!).Port}/v1/chat/completions"));
 
         // Http1Client's public SendAsync, called on loop B's thread, opens its connection there.
-        await OnLoopAsync(LoopB, async () =>
+        await LoopThread.RunAsync(LoopB, async () =>
         {
             using var response = await client.SendAsync(route, "{}"u8.ToArray()).ConfigureAwait(false);
             Assert.Equal(200, response.StatusCode);
@@ -134,36 +134,5 @@ public sealed class Http1PoolLoopTests : IDisposable
         }
         socket.Send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"u8);
         return socket;
-    }
-
-    /// <summary>
-    /// Runs <paramref name="action"/> on <paramref name="loop"/>'s thread: the continuation of a read wait that the loop completes
-    /// (an edge runs its waiter inline), as a request's code does.
-    /// </summary>
-    private async Task<T> OnLoopAsync<T>(EventLoop loop, Func<Task<T>> action)
-    {
-        var (ours, peer) = LoopbackPair.Open();
-        var socket = new LoopSocket(ours);
-        try
-        {
-            socket.Register(loop);
-            var wait = socket.WaitReadableAsync();
-            Assert.False(wait.IsCompleted); // else the continuation would run here, not on the loop
-            var run = RunAfterAsync(wait, loop, action); // awaits first, so the wake finds the continuation
-            peer.Send([1]);
-            return await run.WaitAsync(Patience);
-        }
-        finally
-        {
-            socket.Close();
-            peer.Dispose();
-        }
-    }
-
-    private static async Task<T> RunAfterAsync<T>(ValueTask wait, EventLoop loop, Func<Task<T>> action)
-    {
-        await wait.ConfigureAwait(false);
-        Assert.Same(loop, EventLoop.Current);
-        return await action().ConfigureAwait(false);
     }
 }
