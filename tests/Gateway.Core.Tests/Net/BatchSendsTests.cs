@@ -56,6 +56,25 @@ public sealed class BatchSendsTests : IDisposable
     }
 
     [Fact]
+    public async Task A_full_queue_goes_out_mid_batch()
+    {
+        int seenDuringBatch = -1;
+        await LoopThread.RunAsync(Loop, () =>
+        {
+            for (int i = 0; i <= BatchSends.MaxQueued; i++) BatchSends.TryQueue(_socket, Rent([(byte)i]), 1);
+            Thread.Sleep(50);
+            seenDuringBatch = _peer.Available;
+            return Task.FromResult(0);
+        });
+
+        Assert.Equal(BatchSends.MaxQueued, seenDuringBatch); // the first MaxQueued went when one more came; the last with the batch
+        var received = new byte[BatchSends.MaxQueued + 1];
+        int total = 0;
+        while (total < received.Length) total += _peer.Receive(received, total, received.Length - total, SocketFlags.None);
+        Assert.Equal(Enumerable.Range(0, BatchSends.MaxQueued + 1).Select(i => (byte)i), received); // in order
+    }
+
+    [Fact]
     public async Task A_queued_send_that_fails_shuts_the_socket_down_so_the_waiting_read_finds_the_end()
     {
         _socket.Socket.Shutdown(SocketShutdown.Send); // the send will fail (EPIPE); nothing else would wake the read
